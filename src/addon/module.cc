@@ -1,0 +1,132 @@
+// Module init: the backend-info functions and every op family's functions.
+#include <napi.h>
+
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "../core/common.hpp"
+#include "../cpu/pool.hpp"
+#include "../cpu/simd.hpp"
+#include "args.hpp"
+
+namespace rk_addon {
+namespace {
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("simd", rk::isa_name(rk::isa()));
+  o.Set("simdDetected", rk::isa_name(rk::detected_isa()));
+  o.Set("threads", rk::num_threads());
+  Napi::Object cuda = Napi::Object::New(env);
+  Napi::Array devices = Napi::Array::New(env);
+#ifdef RK_WITH_CUDA
+  cuda.Set("compiled", true);
+  int count = 0;
+  char err[512] = {0};
+  if (rk_cuda_device_count(&count, err, sizeof err) != 0) {
+    cuda.Set("error", std::string(err));
+    count = 0;
+  }
+  for (int i = 0; i < count; ++i) {
+    char name[256] = {0};
+    size_t mem = 0;
+    rk_cuda_device_info(i, name, sizeof name, &mem);
+    Napi::Object d = Napi::Object::New(env);
+    d.Set("name", std::string(name));
+    d.Set("memory", (double)mem);
+    devices.Set((uint32_t)i, d);
+  }
+  cuda.Set("deviceCount", count);
+#else
+  cuda.Set("compiled", false);
+  cuda.Set("deviceCount", 0);
+  cuda.Set("error", "the addon was built without CUDA (run npm run build:cuda)");
+#endif
+  cuda.Set("devices", devices);
+  o.Set("cuda", cuda);
+  return o;
+}
+
+Napi::Value SetSimd(const Napi::CallbackInfo& info) {
+  std::string s = info[0].As<Napi::String>().Utf8Value();
+  if (s == "avx512") rk::force_isa(rk::Isa::avx512);
+  else if (s == "avx2") rk::force_isa(rk::Isa::avx2);
+  else if (s == "scalar") rk::force_isa(rk::Isa::scalar);
+  else throw Napi::RangeError::New(info.Env(), "setSimd: expected 'avx512' | 'avx2' | 'scalar'");
+  return Napi::String::New(info.Env(), rk::isa_name(rk::isa()));
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  Args a(info);
+  size_t n = a.size("threads");
+  if (n < 1 || n > 64) a.range("threads", "an integer in [1, 64]");
+  rk::set_num_threads((int)n);
+  return Napi::Number::New(info.Env(), rk::num_threads());
+}
+
+// Memory-copy bandwidth (bytes read + written per second) over `bytes`-sized buffers with the
+// pool's threads, best of `reps`. The bench's yardstick for "fraction of the machine's bandwidth".
+Napi::Value CopyBandwidth(const Napi::CallbackInfo& info) {
+  Args a(info);
+  size_t bytes = a.size("bytes");
+  size_t reps = a.size("reps");
+  if (bytes < 4096 || bytes > ((size_t)1 << 33)) a.range("bytes", "in [4096, 2^33]");
+  std::vector<char> src(bytes, 1), dst(bytes, 0);
+  double best = 1e30;
+  for (size_t r = 0; r < reps + 1; ++r) {
+    auto t0 = std::chrono::steady_clock::now();
+    rk::parallel_for(bytes / 4096, 64, [&](size_t b, size_t e) {
+      std::memcpy(dst.data() + b * 4096, src.data() + b * 4096, (e - b) * 4096);
+    });
+    auto t1 = std::chrono::steady_clock::now();
+    double s = std::chrono::duration<double>(t1 - t0).count();
+    if (r > 0 && s < best) best = s;  // first pass warms the pages
+  }
+  return Napi::Number::New(info.Env(), 2.0 * (double)bytes / best);
+}
+
+// Test hook: evaluates one of core/common.hpp's scalar functions elementwise (x → out), so the
+// vectorisable exp/log/softplus/sigmoid used by every kernel are checked against libm in tests.
+Napi::Value CoreMath(const Napi::CallbackInfo& info) {
+  std::string fn = info[0].As<Napi::String>().Utf8Value();
+  Napi::Value xv = info[1];
+  if (!xv.IsTypedArray() || xv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(info.Env(), "coreMath: x must be a Float32Array");
+  Napi::Float32Array x = xv.As<Napi::Float32Array>();
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), x.ElementLength());
+  float (*f)(float) = nullptr;
+  if (fn == "exp") f = [](float v) { return rk::expf_(v); };
+  else if (fn == "log") f = [](float v) { return rk::logf_(v); };
+  else if (fn == "log1p") f = [](float v) { return rk::log1pf_(v); };
+  else if (fn == "softplus") f = [](float v) { return rk::softplusf(v); };
+  else if (fn == "sigmoid") f = [](float v) { return rk::sigmoidf(v); };
+  else throw Napi::RangeError::New(info.Env(), "coreMath: unknown function");
+  for (size_t i = 0; i < x.ElementLength(); ++i) out[i] = f(x[i]);
+  return out;
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("coreMath", Napi::Function::New(env, CoreMath, "coreMath"));
+  exports.Set("info", Napi::Function::New(env, Info, "info"));
+  exports.Set("setSimd", Napi::Function::New(env, SetSimd, "setSimd"));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
+  exports.Set("copyBandwidth", Napi::Function::New(env, CopyBandwidth, "copyBandwidth"));
+  register_rewards(env, exports);
+  register_advantages(env, exports);
+  register_logprobs(env, exports);
+  register_preference(env, exports);
+  register_ppo(env, exports);
+  register_prepack(env, exports);
+  register_sampling(env, exports);
+  return exports;
+}
+
+}  // namespace rk_addon
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return rk_addon::Init(env, exports); }
+NODE_API_MODULE(rlhf_kernels, InitModule)

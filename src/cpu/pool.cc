@@ -1,0 +1,132 @@
+#include "pool.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace rk {
+namespace {
+
+struct Job {
+  const std::function<void(size_t, size_t)>* fn;
+  size_t n, chunk, nchunks;
+  std::atomic<size_t> next{0};
+  std::atomic<size_t> remaining{0};
+  std::mutex m;
+  std::condition_variable done;
+  // Claims and runs chunks until none is left. Returns after the last claimed chunk.
+  void work() {
+    for (;;) {
+      size_t c = next.fetch_add(1, std::memory_order_relaxed);
+      if (c >= nchunks) return;
+      size_t b = c * chunk, e = std::min(n, b + chunk);
+      (*fn)(b, e);
+      if (remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> g(m);
+        done.notify_all();
+      }
+    }
+  }
+};
+
+class Pool {
+ public:
+  Pool() {
+    int hw = (int)std::thread::hardware_concurrency();
+    int n = hw > 0 ? std::min(hw, 8) : 1;
+    if (const char* s = std::getenv("RLHF_KERNELS_THREADS")) {
+      int v = std::atoi(s);
+      if (v >= 1) n = std::min(v, 64);
+    }
+    threads_ = n;
+  }
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> g(m_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+  int threads() const { return threads_; }
+  void set_threads(int n) {
+    std::lock_guard<std::mutex> use(use_);
+    threads_ = std::max(1, std::min(n, 64));
+  }
+  void run(size_t n, size_t grain, const std::function<void(size_t, size_t)>& fn) {
+    if (grain == 0) grain = 1;
+    if (threads_ <= 1 || n <= grain) { fn(0, n); return; }
+    std::unique_lock<std::mutex> use(use_, std::try_to_lock);
+    if (!use.owns_lock()) { fn(0, n); return; }  // pool busy (another JS thread): run serially
+    ensure_workers();
+    int t = threads_;
+    auto job = std::make_shared<Job>();
+    job->fn = &fn;
+    job->n = n;
+    size_t want = (size_t)t * 4;
+    size_t chunk = std::max(grain / 2 + 1, (n + want - 1) / want);
+    job->chunk = chunk;
+    job->nchunks = (n + chunk - 1) / chunk;
+    job->remaining.store(job->nchunks);
+    {
+      std::lock_guard<std::mutex> g(m_);
+      job_ = job;
+      ++gen_;
+    }
+    cv_.notify_all();
+    job->work();
+    {
+      std::unique_lock<std::mutex> g(job->m);
+      job->done.wait(g, [&] { return job->remaining.load(std::memory_order_acquire) == 0; });
+    }
+    std::lock_guard<std::mutex> g(m_);
+    job_.reset();
+  }
+
+ private:
+  void ensure_workers() {
+    while ((int)workers_.size() < threads_ - 1) workers_.emplace_back([this] { loop(); });
+  }
+  void loop() {
+    unsigned long seen = 0;
+    for (;;) {
+      std::shared_ptr<Job> job;
+      {
+        std::unique_lock<std::mutex> g(m_);
+        cv_.wait(g, [&] { return stop_ || gen_ != seen; });
+        if (stop_) return;
+        seen = gen_;
+        job = job_;
+      }
+      if (job) job->work();
+    }
+  }
+  int threads_ = 1;
+  std::mutex use_;  // one parallel_for at a time
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::vector<std::thread> workers_;
+  std::shared_ptr<Job> job_;
+  unsigned long gen_ = 0;
+  bool stop_ = false;
+};
+
+Pool& pool() {
+  static Pool* p = new Pool();  // never destroyed: workers may outlive static destruction order
+  return *p;
+}
+
+}  // namespace
+
+int num_threads() { return pool().threads(); }
+void set_num_threads(int n) { pool().set_threads(n); }
+void parallel_for(size_t n, size_t grain, const std::function<void(size_t, size_t)>& fn) {
+  pool().run(n, grain, fn);
+}
+
+}  // namespace rk

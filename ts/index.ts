@@ -1,0 +1,13 @@
+/**
+ * rlhf-kernels: fast, exact kernels for the math of RLHF and preference tuning.
+ * One line per op family; SPEC sections in brackets.
+ */
+export * from './tensor.js';
+export { backends, setSimd, setThreads, addonPath, nativeLoadError, type Backend, type BackendsInfo } from './native.js';
+export * from './ops/logprobs.js'; // §1 token log-probs
+export * from './ops/rewards.js'; // §2 KL penalties and token-wise rewards
+export * from './ops/advantages.js'; // §3 advantages
+export * from './ops/preference.js'; // §4 preference losses
+export * from './ops/ppo.js'; // §5 PPO losses
+export * from './ops/prepack.js'; // §6 prepacking
+export * from './ops/sampling.js'; // §7 sampling-side kernels

@@ -1,0 +1,163 @@
+/**
+ * Loading the native addon (explicit path list) and choosing a backend (SPEC §0).
+ *
+ * Paths tried, in order: `RLHF_KERNELS_ADDON` (env), `build-cuda/Release/rlhf_kernels.node`
+ * (cmake-js, CPU+CUDA), `build/Release/rlhf_kernels.node` (node-gyp, CPU). If none loads, every
+ * op runs on the `js` backend and one warning says why.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeInfo {
+  simd: string;
+  simdDetected: string;
+  threads: number;
+  cuda: { compiled: boolean; deviceCount: number; error?: string; devices: { name: string; memory: number }[] };
+}
+
+/** Functions every build of the addon exports; op families declare their own on top. */
+export interface NativeCore {
+  info(): NativeInfo;
+  setSimd(level: 'avx512' | 'avx2' | 'scalar'): string;
+  setThreads(n: number): number;
+  copyBandwidth(bytes: number, reps: number): number;
+}
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const candidates = [
+  process.env.RLHF_KERNELS_ADDON,
+  join(root, 'build-cuda', 'Release', 'rlhf_kernels.node'),
+  join(root, 'build', 'Release', 'rlhf_kernels.node'),
+].filter((p): p is string => !!p);
+
+function load(): { addon: NativeCore | null; path: string | null; error: string | null } {
+  if (process.env.RLHF_KERNELS_NO_NATIVE === '1')
+    return { addon: null, path: null, error: 'disabled by RLHF_KERNELS_NO_NATIVE=1' };
+  const req = createRequire(import.meta.url);
+  const errors: string[] = [];
+  for (const p of candidates) {
+    if (!existsSync(p)) continue;
+    try {
+      return { addon: req(p) as NativeCore, path: p, error: null };
+    } catch (e) {
+      errors.push(`${p}: ${(e as Error).message}`);
+    }
+  }
+  return {
+    addon: null,
+    path: null,
+    error: errors.length
+      ? `failed to load: ${errors.join('; ')}`
+      : `not built (tried ${candidates.join(', ')}); build it with: npm run build:gyp`,
+  };
+}
+
+const loaded = load();
+/** The loaded addon, or null when only the `js` backend is available. */
+export const native: NativeCore | null = loaded.addon;
+/** Path of the loaded addon (null if none). */
+export const addonPath: string | null = loaded.path;
+/** Why the addon is not loaded (null if it is). */
+export const nativeLoadError: string | null = loaded.error;
+
+if (!native && process.env.RLHF_KERNELS_NO_NATIVE !== '1') {
+  process.emitWarning(`rlhf-kernels: native addon ${loaded.error}; falling back to the slow 'js' backend.`, {
+    code: 'RLHF_KERNELS_NO_NATIVE',
+  });
+}
+
+let cachedInfo: NativeInfo | null = null;
+function nativeInfo(): NativeInfo | null {
+  if (!native) return null;
+  if (!cachedInfo) cachedInfo = native.info();
+  return cachedInfo;
+}
+
+export interface BackendsInfo {
+  cpu: boolean;
+  cuda: { available: boolean; devices: { name: string; memory: number }[]; compiled: boolean; reason?: string };
+  simd: string;
+  /** the best SIMD level this CPU supports (simd may be forced lower by setSimd) */
+  simdDetected: string;
+  threads: number;
+  addonPath: string | null;
+}
+
+/** What this build and machine offer (SPEC §0 `backends()`). */
+export function backends(): BackendsInfo {
+  const info = nativeInfo();
+  if (!info) {
+    return {
+      cpu: false,
+      cuda: { available: false, devices: [], compiled: false, reason: `native addon ${nativeLoadError}` },
+      simd: 'none',
+      simdDetected: 'none',
+      threads: 1,
+      addonPath: null,
+    };
+  }
+  const available = info.cuda.compiled && info.cuda.deviceCount > 0;
+  return {
+    cpu: true,
+    cuda: {
+      available,
+      devices: info.cuda.devices,
+      compiled: info.cuda.compiled,
+      ...(available ? {} : { reason: info.cuda.error ?? 'no CUDA device found' }),
+    },
+    simd: info.simd,
+    simdDetected: info.simdDetected,
+    threads: info.threads,
+    addonPath,
+  };
+}
+
+export type Backend = 'auto' | 'cpu' | 'cuda' | 'js';
+export type ResolvedBackend = 'js' | 'cpu' | 'cuda';
+
+/**
+ * Resolves `options.backend`. `'auto'`: the native CPU backend when the addon is loaded, else
+ * `js` (inputs are host typed arrays, so CUDA is used only when asked for). `RLHF_KERNELS_BACKEND`
+ * changes what `'auto'` means (used by bench/gpu/run.sh to run the whole test suite on CUDA).
+ */
+export function resolveBackend(b: unknown, op: string): ResolvedBackend {
+  let want = b === undefined ? 'auto' : b;
+  if (typeof want !== 'string') throw new TypeError(`${op}: options.backend must be a string`);
+  if (want === 'auto' && process.env.RLHF_KERNELS_BACKEND) want = process.env.RLHF_KERNELS_BACKEND;
+  switch (want) {
+    case 'auto':
+      return native ? 'cpu' : 'js';
+    case 'js':
+      return 'js';
+    case 'cpu':
+      if (!native) throw new Error(`${op}: backend 'cpu' unavailable: native addon ${nativeLoadError}`);
+      return 'cpu';
+    case 'cuda': {
+      const info = nativeInfo();
+      if (!info) throw new Error(`${op}: backend 'cuda' unavailable: native addon ${nativeLoadError}`);
+      if (!info.cuda.compiled)
+        throw new Error(`${op}: backend 'cuda' unavailable: the addon was built without CUDA (run npm run build:cuda)`);
+      if (info.cuda.deviceCount <= 0)
+        throw new Error(`${op}: backend 'cuda' unavailable: no CUDA device (${info.cuda.error ?? 'device count is 0'})`);
+      return 'cuda';
+    }
+    default:
+      throw new RangeError(`${op}: options.backend must be 'auto' | 'cpu' | 'cuda' | 'js', got '${want}'`);
+  }
+}
+
+/** Test and bench hooks: force a lower SIMD level, or the thread count, of the CPU kernels. */
+export function setSimd(level: 'avx512' | 'avx2' | 'scalar'): string {
+  if (!native) throw new Error(`setSimd: native addon ${nativeLoadError}`);
+  const r = native.setSimd(level);
+  cachedInfo = null;
+  return r;
+}
+export function setThreads(n: number): number {
+  if (!native) throw new Error(`setThreads: native addon ${nativeLoadError}`);
+  const r = native.setThreads(n);
+  cachedInfo = null;
+  return r;
+}

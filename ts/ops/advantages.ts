@@ -1,0 +1,2 @@
+// Ops of the advantages family: filled in by its issue.
+export {};

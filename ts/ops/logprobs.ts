@@ -1,0 +1,2 @@
+// Ops of the logprobs family: filled in by its issue.
+export {};

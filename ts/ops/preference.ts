@@ -1,0 +1,2 @@
+// Ops of the preference family: filled in by its issue.
+export {};

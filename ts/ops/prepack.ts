@@ -1,0 +1,2 @@
+// Ops of the prepack family: filled in by its issue.
+export {};

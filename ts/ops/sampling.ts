@@ -1,0 +1,2 @@
+// Ops of the sampling family: filled in by its issue.
+export {};
