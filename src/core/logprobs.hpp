@@ -171,4 +171,49 @@ RK_HD float kl_grad_forward(float dx, float dr, float g_inv_t) {
   return (p - q) * g_inv_t;
 }
 
+
+// ---- base-2 variant for the CUDA kernels: z2 = z·log2(e), e = 2^{z2 − m2} (one ex2 instruction
+// on the GPU, and 2^{−inf} = 0 exactly, so no clamp is needed for s). m2 and w2 are in log2 units;
+// lse2_to_nat converts the state to the natural-log LseStats above (m = m2·ln2, w = w2·ln2), and
+// merging/finishing then use the functions above.
+constexpr float kLp2Lo = -150.0f;  // 2^{-150} = 0 in f32
+constexpr float kLn2 = 0.693147180559945309f;
+constexpr float kLog2e = 1.44269504088896341f;
+RK_HD float exp2f_(float x) {
+#if defined(__CUDA_ARCH__)
+  return exp2f(x);
+#else
+  return expf_(x * kLn2);
+#endif
+}
+// Adds K values z2[0..K) (already scaled by log2(e)/τ): one rescale for the K values' max.
+template <bool W, int K>
+RK_HD void lse2_push_k(LseStats& st, const float* z2) {
+  float bm = z2[0];
+  for (int k = 1; k < K; ++k) bm = z2[k] > bm ? z2[k] : bm;
+  if (bm > st.m) {
+    float dm = maxf(st.m - bm, kLp2Lo);
+    float f = exp2f_(dm);
+    if (W) st.w = f * (st.w + dm * st.s);
+    st.s *= f;
+    st.m = bm;
+  }
+  for (int k = 0; k < K; ++k) {
+    float d = z2[k] - st.m;
+    float e = exp2f_(d);  // 0 for d = −inf, NaN for NaN
+    st.s += e;
+    if (W) st.w += d < kLp2Lo ? 0.0f : e * d;
+  }
+}
+RK_HD LseStats lse2_to_nat(LseStats st) { return LseStats{st.m * kLn2, st.s, st.w * kLn2}; }
+
+// lp_grad in base 2: d2 = z2 − lse·log2(e); returns −2^{d2}·(gl + ge·(d + H))/τ, d = d2·ln2.
+template <bool GE>
+RK_HD float lp_grad2(float d2, float gl, float ge, float H, float inv_t) {
+  float p = exp2f_(minf(d2, 127.0f));
+  if (!GE) return -p * gl * inv_t;
+  float dc = (d2 < kLp2Lo ? kLp2Lo : d2) * kLn2;
+  return -p * (gl + ge * (dc + H)) * inv_t;
+}
+
 }  // namespace rk
