@@ -87,19 +87,25 @@ RK_HD float lp_grad(float d, float gl, float ge, float H, float inv_t) {
 // vocabKl statistics of a pair of rows a (the distribution the expectation is under) and b:
 //   ma, sa = online softmax stats of a; u = Σ e^{a_j − ma}·(a_j − b_j); mb, sb stats of b.
 // KL(P_a‖P_b) = u/sa − (ma − mb) − log sa + log sb. Terms with e^{a_j − ma} = 0 contribute 0
-// (a shared −inf entry counts 0; b_j = −inf where P_a > 0 gives +inf, as the SPEC says).
+// (a shared −inf entry counts 0; b_j = −inf where a_j is finite, i.e. P_a,j > 0, gives +inf, as the
+// SPEC says, even where P_a,j underflows in f32). Other terms whose weight underflows count 0.
 struct KlStats {
   float ma, sa, u, mb, sb;
 };
 RK_HD KlStats kl_empty() { return KlStats{kLpM0, 0.0f, 0.0f, kLpM0, 0.0f}; }
 
-RK_HD float kl_term(float e, float da, float ab) { return da < kLpLo ? 0.0f : e * ab; }
+// One term e·(a − b): 0 where the weight underflowed, +inf wherever a is finite and b = −inf
+// (P_a,j > 0 and P_b,j = 0, however small P_a,j is).
+RK_HD float kl_term(float e, float da, float ab) { return ab == inf_f() ? ab : (da < kLpLo ? 0.0f : e * ab); }
+// u rescaled by an underflowing weight: its finite terms vanish, an infinite u stays +inf.
+RK_HD float kl_scale_u(float u, float f, float dm) { return u == inf_f() ? u : (dm < kLpLo ? 0.0f : u * f); }
 
 RK_HD void kl_push(KlStats& st, float a, float b) {
   if (a > st.ma) {
-    float f = expf_(maxf(st.ma - a, kLpLo));
+    float dm = st.ma - a;
+    float f = expf_(maxf(dm, kLpLo));
     st.sa *= f;
-    st.u *= f;
+    st.u = kl_scale_u(st.u, f, dm);
     st.ma = a;
   }
   if (b > st.mb) {
@@ -127,7 +133,7 @@ RK_HD KlStats kl_merge(KlStats x, KlStats y) {
     float fx = expf_(is_nan(dx) ? dx : maxf(dx, kLpLo)), fy = expf_(is_nan(dy) ? dy : maxf(dy, kLpLo));
     r.ma = M;
     r.sa = x.sa * fx + y.sa * fy;
-    r.u = x.u * fx + y.u * fy;
+    r.u = kl_scale_u(x.u, fx, dx) + kl_scale_u(y.u, fy, dy);
   }
   if (x.sb == 0.0f) { r.mb = y.mb; r.sb = y.sb; }
   else if (y.sb == 0.0f) { r.mb = x.mb; r.sb = x.sb; }

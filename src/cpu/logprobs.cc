@@ -54,6 +54,7 @@ static inline V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
 static inline V max(V a, V b) { return _mm512_max_ps(a, b); }
 static inline V min(V a, V b) { return _mm512_min_ps(a, b); }
 static inline bool any_gt(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ) != 0; }
+static inline V inf_if_inf(V v, V t) { return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(t, set1(inf_f()), _CMP_EQ_OQ), set1(inf_f())); }
 static inline V blend_gt(V a, V b, V x, V y) { return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), x); }
 static inline V zero_lt(V v, V d, float lo) { return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(d, set1(lo), _CMP_LT_OQ), zero()); }
 static inline void store(float* p, V v) { _mm512_storeu_ps(p, v); }
@@ -102,6 +103,7 @@ static inline V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
 static inline V max(V a, V b) { return _mm256_max_ps(a, b); }
 static inline V min(V a, V b) { return _mm256_min_ps(a, b); }
 static inline bool any_gt(V a, V b) { return _mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_GT_OQ)) != 0; }
+static inline V inf_if_inf(V v, V t) { return _mm256_blendv_ps(v, set1(inf_f()), _mm256_cmp_ps(t, set1(inf_f()), _CMP_EQ_OQ)); }
 static inline V blend_gt(V a, V b, V x, V y) { return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_GT_OQ)); }
 static inline V zero_lt(V v, V d, float lo) { return _mm256_andnot_ps(_mm256_cmp_ps(d, set1(lo), _CMP_LT_OQ), v); }
 static inline void store(float* p, V v) { _mm256_storeu_ps(p, v); }
@@ -154,6 +156,7 @@ static inline V mul(V a, V b) { RK_LANES(a.l[i] * b.l[i]); }
 static inline V fmadd(V a, V b, V c) { RK_LANES(a.l[i] * b.l[i] + c.l[i]); }
 static inline V max(V a, V b) { RK_LANES(a.l[i] > b.l[i] ? a.l[i] : b.l[i]); }
 static inline V min(V a, V b) { RK_LANES(a.l[i] < b.l[i] ? a.l[i] : b.l[i]); }
+static inline V inf_if_inf(V v, V t) { RK_LANES(t.l[i] == inf_f() ? inf_f() : v.l[i]); }
 static inline V blend_gt(V a, V b, V x, V y) { RK_LANES(a.l[i] > b.l[i] ? x.l[i] : y.l[i]); }
 static inline V zero_lt(V v, V d, float lo) { RK_LANES(d.l[i] < lo ? 0.0f : v.l[i]); }
 static inline V exp(V d) { RK_LANES(expf_(d.l[i])); }
