@@ -226,9 +226,9 @@ int sm_count() {
   return n;
 }
 
-unsigned grid_cap(size_t items, size_t per_block) {
+// Blocks for `items` work items of `per_block` each; at most `cap` (the kernels loop over the rest).
+unsigned grid_cap(size_t items, size_t per_block, size_t cap = (size_t)1 << 20) {
   size_t g = (items + per_block - 1) / per_block;
-  size_t cap = (size_t)sm_count() * 16;
   if (g > cap) g = cap;
   return g ? (unsigned)g : 1u;
 }
@@ -240,7 +240,7 @@ struct Split {
 Split split_for(size_t N, size_t V) {
   size_t sms = (size_t)sm_count();
   if (N >= 2 * sms || V < 65536) return {1, V};
-  size_t P = (4 * sms + N - 1) / N, most = V / 16384;
+  size_t P = (4 * sms + N - 1) / N, most = V / 4096;
   if (P > most) P = most;
   if (P < 2) return {1, V};
   size_t chunk = ((V + P - 1) / P + 255) / 256 * 256;
@@ -298,14 +298,24 @@ __global__ void __launch_bounds__(256) lp_bwd_kernel(rk_logprobs_backward_args a
     }
     const uint4* pv = reinterpret_cast<const uint4*>(p + head);
     bool out_aligned = (((uintptr_t)(g + head)) & 15u) == 0;
-    for (size_t k = k0 + threadIdx.x; k < k1; k += blockDim.x) {
+    constexpr int U = kTileVecs / 256;  // vectors per thread, all loads issued before any store
+    uint4 v[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      size_t k = k0 + threadIdx.x + (size_t)u * 256;
+      if (on && k < k1) v[u] = __ldg(pv + k);  // ignored rows are not read
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      size_t k = k0 + threadIdx.x + (size_t)u * 256;
+      if (k >= k1) break;
       float z[K];
-      E::unpack(__ldg(pv + k), z);
+      if (on) E::unpack(v[u], z);
       size_t j0 = head + k * K;
 #pragma unroll
       for (int i = 0; i < K; ++i) {
-        float v = on ? rk::lp_grad2<GE>(z[i] * c - l2, gl, ge, h, inv_t) : fill;
-        z[i] = (on && j0 + i == (size_t)y) ? v + gl * inv_t : v;
+        float r = on ? rk::lp_grad2<GE>(z[i] * c - l2, gl, ge, h, inv_t) : fill;
+        z[i] = (on && j0 + i == (size_t)y) ? r + gl * inv_t : r;
       }
       if (out_aligned) {
 #pragma unroll
@@ -343,7 +353,7 @@ cudaError_t lp_backward_t(const rk_logprobs_backward_args& a, cudaStream_t s) {
   }
   size_t nv = a.V / Ev<DT>::K + 1;
   size_t tiles = (nv + kTileVecs - 1) / kTileVecs;
-  unsigned g = grid_cap(a.N * tiles, 1);
+  unsigned g = grid_cap(a.N * tiles, 1, (size_t)sm_count() * 32);
   if (a.grad_entropy) lp_bwd_kernel<DT, true><<<g, 256, 0, s>>>(a, lse, scratch + 2 * a.N, tiles);
   else lp_bwd_kernel<DT, false><<<g, 256, 0, s>>>(a, lse, nullptr, tiles);
   e = cudaGetLastError();
