@@ -13,7 +13,7 @@
  */
 import { native, type NativeCore } from '../native.js';
 import * as ref from '../reference/sampling.js';
-import { readFloat, type Tensor, type TensorLike } from '../tensor.js';
+import type { Tensor, TensorLike } from '../tensor.js';
 import type { CommonOptions } from './rewards.js';
 import { f32Data, INT, LOGITS, logitsData, OpArgs } from '../validate.js';
 
@@ -161,7 +161,7 @@ export function geometricMixture(inputs: GeometricMixtureInputs, options?: Geome
   const N = V === 0 ? 0 : logits.data.length / V;
   const backend = a.backend();
   const logp = a.out('logp', 'f32', logits.shape);
-  if (backend === 'js') ref.geometricMixture(readFloat(logits), readFloat(refLogits), N, V, beta, logp.data);
+  if (backend === 'js') ref.geometricMixture(logits.data, logits.dtype, refLogits.data, refLogits.dtype, N, V, beta, logp.data);
   else {
     const z = logitsData(logits), zr = logitsData(refLogits);
     nat().geometricMixture(N, V, z.code, z.data, zr.code, zr.data, logp.data, beta, backend === 'cuda');

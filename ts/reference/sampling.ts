@@ -3,6 +3,8 @@
  * validated (shapes, token ids, option ranges); the probability / reward / uniform values that the
  * rules read are checked here, as the native kernels check them, and reported as a status code.
  */
+import { f16ToFloat } from '../tensor.js';
+
 type Arr = ArrayLike<number>;
 
 /** Per-row status, as in src/include/rk_sampling.h. */
@@ -98,13 +100,26 @@ export function specDecStop(acceptProbs: Arr, B: number, K: number, threshold: n
   }
 }
 
+const f32Scratch = new Float32Array(1);
+const u32Scratch = new Uint32Array(f32Scratch.buffer);
+const bf16 = (h: number) => ((u32Scratch[0] = h << 16), f32Scratch[0]);
+/** Element reader for a logits dtype (f16/bf16 widened exactly, without a whole-tensor copy). */
+function reader(data: Arr, dtype: string): (i: number) => number {
+  if (dtype === 'bf16') return (i) => bf16(data[i]);
+  if (dtype === 'f16') return (i) => f16ToFloat(data[i]);
+  return (i) => data[i];
+}
+
 /** Nash-MD / IPO-MD: log_softmax((1 − β)·z + β·z_ref) per row of V. */
-export function geometricMixture(z: Arr, zr: Arr, N: number, V: number, beta: number, out: Float32Array) {
+export function geometricMixture(
+  zData: Arr, zDtype: string, zrData: Arr, zrDtype: string, N: number, V: number, beta: number, out: Float32Array,
+) {
+  const z = reader(zData, zDtype), zr = reader(zrData, zrDtype);
   const h = new Float64Array(V);
   for (let r = 0; r < N; r++) {
     let m = -Infinity;
     for (let j = 0; j < V; j++) {
-      h[j] = (1 - beta) * z[r * V + j] + beta * zr[r * V + j];
+      h[j] = (1 - beta) * z(r * V + j) + beta * zr(r * V + j);
       m = Math.max(m, h[j]);
     }
     let s = 0;
