@@ -395,7 +395,10 @@ describe('sampling: errors', () => {
       expect(() => rk.specDecStop({ acceptProbs: P }, { minLength: -1, backend })).toThrow(RangeError);
       expect(() => rk.specDecStop({ acceptProbs: P }, { minLength: 5, maxLength: 3, backend })).toThrow(/maxLength/);
       expect(() => rk.specDecStop({ acceptProbs: f32([0.5, 1.5], [1, 2]) }, { backend })).toThrow(/acceptProbs/);
-      expect(() => rk.specDecStop({ acceptProbs: f32([0.5, NaN], [1, 2]) }, { backend })).toThrow(RangeError);
+      expect(() => rk.specDecStop({ acceptProbs: f32([0.5, NaN], [1, 2]) }, { backend })).toThrow(/row 0/);
+      expect(() => rk.specDecStop({ acceptProbs: f32([0.5, 0.5, 0.5, -0.5], [2, 2]) }, { backend })).toThrow(/row 1/);
+      // values after the stopping point are never read
+      expect(Array.from(rk.specDecStop({ acceptProbs: f32([0.1, 0.1, NaN, 7], [1, 4]) }, { backend }).length.data)).toEqual([2]);
       expect(() => rk.specDecStop({ acceptProbs: f32([0.5, 0.5], [2]) }, { backend })).toThrow(/rank 2/);
       expect(() => rk.specDecStop({} as any, { backend })).toThrow(TypeError);
       // geometricMixture

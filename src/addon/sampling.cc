@@ -43,7 +43,8 @@ Napi::Value SpeculativeVerify(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, first_bad(status));
 }
 
-// specDecStop(B, K, acceptProbs, length, threshold, minLength, maxLength, useCuda)
+// specDecStop(B, K, acceptProbs, length, threshold, minLength, maxLength, useCuda) → first row
+// with an invalid P̂ (length −1), or −1
 Napi::Value SpecDecStop(const Napi::CallbackInfo& info) {
   Args in(info);
   rk_spec_dec_stop_args a{};
@@ -56,7 +57,9 @@ Napi::Value SpecDecStop(const Napi::CallbackInfo& info) {
   a.max_length = in.size("maxLength");
   if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_spec_dec_stop, &a);
   else rk_cpu_spec_dec_stop(&a);
-  return info.Env().Undefined();
+  for (size_t b = 0; b < a.B; ++b)
+    if (a.length[b] < 0) return Napi::Number::New(info.Env(), (double)b);
+  return Napi::Number::New(info.Env(), -1.0);
 }
 
 // geometricMixture(N, V, logits, logitsDtype, refLogits, refDtype, logp, beta, useCuda): dtype

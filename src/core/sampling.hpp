@@ -57,11 +57,14 @@ template <> struct Ld<RK_DT_F16> { using T = uint16_t; static RK_HD float get(T 
 
 // SpecDec++ stopping rule on one row of predicted acceptance probabilities P̂ [K]: the smallest
 // k ≥ minLength (k ≥ 1) with 1 − Π_{i≤k} P̂_i > threshold, capped at min(maxLength, K).
+// Returns −1 if a P̂_i it reads is outside [0, 1] (or NaN).
 RK_HD int32_t spec_dec_stop_row(const float* P, size_t K, double threshold, size_t min_length, size_t max_length) {
   size_t cap = max_length < K ? max_length : K;
   double prod = 1.0;
   for (size_t k = 1; k <= cap; ++k) {
-    prod *= (double)P[k - 1];
+    float pk = P[k - 1];
+    if (!(pk >= 0.0f && pk <= 1.0f)) return -1;
+    prod *= (double)pk;
     if (k >= min_length && 1.0 - prod > threshold) return (int32_t)k;
   }
   return (int32_t)cap;

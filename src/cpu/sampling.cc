@@ -5,8 +5,8 @@
 //   weights per 256-token block in double (8 lanes), then the block sums are walked to the block
 //   holding u·Z and that block is scanned token by token.
 // specDecStop, rejectionSample: one sequential routine per row / group (core/sampling.hpp).
-// geometricMixture: per row, pass 1 reads both logits once, writes h = (1−β)z + βz_ref into the
-//   output and takes a lane-wise max; pass 2 sums exp(h − max) from the (cache-resident) output
+// geometricMixture: per row, pass 1 reads both logits once and writes h = (1−β)z + βz_ref into
+//   the output; then a lane-wise max, and pass 2 sums exp(h − max) from the (cache-resident) output
 //   row in blocks; pass 3 subtracts lse in place.
 #include <immintrin.h>
 
@@ -15,6 +15,11 @@
 
 #include "../core/sampling.hpp"
 #include "common.hpp"
+
+// GCC 12 warns about the _mm512_undefined_*() placeholders inside its own AVX-512 intrinsics (a
+// known false positive, reported where they are inlined), so the warning is off for this file.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 namespace rk {
 namespace {
@@ -36,9 +41,6 @@ double block_sum_scalar(const float* p, const float* q, size_t n, int* bad) {
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
-// (GCC 12 warns about _mm512_undefined_pd() inside its own intrinsics: a known false positive.)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 RK_TARGET_AVX512 double block_sum_avx512(const float* p, const float* q, size_t n, int* bad) {
   __m512d acc = _mm512_setzero_pd();
   const __m512d zero = _mm512_setzero_pd();
@@ -66,7 +68,6 @@ RK_TARGET_AVX512 double block_sum_avx512(const float* p, const float* q, size_t 
   *bad |= bd;
   return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
-#pragma GCC diagnostic pop
 
 RK_TARGET_AVX2 double block_sum_avx2(const float* p, const float* q, size_t n, int* bad) {
   __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
@@ -198,34 +199,54 @@ namespace {
 constexpr int kML = 16;      // float lanes of the mixture passes
 constexpr size_t kSBlk = 512;  // elements per f32 partial sum (then accumulated in double)
 
+// Row maxima: GCC does not vectorise a float max reduction without -ffinite-math-only.
+float row_max_scalar(const float* o, size_t V) {
+  float m = -inf_f();
+  for (size_t i = 0; i < V; ++i) m = o[i] > m ? o[i] : m;
+  return m;
+}
+RK_TARGET_AVX512 float row_max_avx512(const float* o, size_t V) {
+  __m512 m0 = _mm512_set1_ps(-inf_f()), m1 = m0;
+  size_t i = 0;
+  for (; i + 32 <= V; i += 32) {
+    m0 = _mm512_max_ps(m0, _mm512_loadu_ps(o + i));
+    m1 = _mm512_max_ps(m1, _mm512_loadu_ps(o + i + 16));
+  }
+  float m = _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
+  for (; i < V; ++i) m = o[i] > m ? o[i] : m;
+  return m;
+}
+RK_TARGET_AVX2 float row_max_avx2(const float* o, size_t V) {
+  __m256 m0 = _mm256_set1_ps(-inf_f()), m1 = m0;
+  size_t i = 0;
+  for (; i + 16 <= V; i += 16) {
+    m0 = _mm256_max_ps(m0, _mm256_loadu_ps(o + i));
+    m1 = _mm256_max_ps(m1, _mm256_loadu_ps(o + i + 8));
+  }
+  alignas(32) float l[8];
+  _mm256_store_ps(l, _mm256_max_ps(m0, m1));
+  float m = l[0];
+  for (int j = 1; j < 8; ++j) m = l[j] > m ? l[j] : m;
+  for (; i < V; ++i) m = o[i] > m ? o[i] : m;
+  return m;
+}
+
 template <int DZ, int DR>
 void mixture_rows(const rk_geometric_mixture_args* a, size_t r0, size_t r1) {
   using TZ = typename smp::Ld<DZ>::T;
   using TR = typename smp::Ld<DR>::T;
   const size_t V = a->V;
+  const Isa lv = isa();
   simd_dispatch([&]() RK_LOOP {
     const float beta = a->beta;
     for (size_t row = r0; row < r1; ++row) {
       const TZ* __restrict z = static_cast<const TZ*>(a->logits) + row * V;
       const TR* __restrict zr = static_cast<const TR*>(a->ref_logits) + row * V;
       float* __restrict o = a->logp + row * V;
-      // pass 1: h → out, lane-wise max
-      float mx[kML];
-      for (int j = 0; j < kML; ++j) mx[j] = -inf_f();
-      size_t i = 0;
-      for (; i + kML <= V; i += kML)
-        for (int j = 0; j < kML; ++j) {
-          float h = smp::mixture_logit(smp::Ld<DZ>::get(z[i + j]), smp::Ld<DR>::get(zr[i + j]), beta);
-          o[i + j] = h;
-          mx[j] = h > mx[j] ? h : mx[j];
-        }
-      for (; i < V; ++i) {
-        float h = smp::mixture_logit(smp::Ld<DZ>::get(z[i]), smp::Ld<DR>::get(zr[i]), beta);
-        o[i] = h;
-        mx[0] = h > mx[0] ? h : mx[0];
-      }
-      float m = mx[0];
-      for (int j = 1; j < kML; ++j) m = mx[j] > m ? mx[j] : m;
+      // pass 1: h → out (one plain loop, so that it vectorises for every dtype pair)
+      for (size_t i = 0; i < V; ++i) o[i] = smp::mixture_logit(smp::Ld<DZ>::get(z[i]), smp::Ld<DR>::get(zr[i]), beta);
+      // max over the cache-resident row (NaN may be skipped here; it reaches lse through the sum)
+      const float m = lv == Isa::avx512 ? row_max_avx512(o, V) : lv == Isa::avx2 ? row_max_avx2(o, V) : row_max_scalar(o, V);
       // pass 2: Σ exp(h − m), f32 lanes per block of kSBlk, blocks in double
       double total = 0.0;
       for (size_t b0 = 0; b0 < V; b0 += kSBlk) {

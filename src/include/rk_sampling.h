@@ -28,11 +28,11 @@ typedef struct {
 } rk_speculative_verify_args;
 
 typedef struct {
-  const float* accept_probs;   /* [B*K], each in [0, 1] */
+  const float* accept_probs;   /* [B*K] */
   size_t B, K;
   double threshold;            /* in [0, 1] */
   size_t min_length, max_length;
-  int32_t* length;             /* [B] out */
+  int32_t* length;             /* [B] out; -1 where a P̂ read is outside [0, 1] */
 } rk_spec_dec_stop_args;
 
 typedef struct {

@@ -22,7 +22,7 @@ type I32 = Int32Array;
 interface SamplingNative extends NativeCore {
   speculativeVerify(B: number, K: number, V: number, draftTokens: I32, draftProbs: F32, targetProbs: F32, uniforms: F32,
     accepted: I32, nextToken: I32, cuda: boolean): number;
-  specDecStop(B: number, K: number, acceptProbs: F32, length: I32, threshold: number, minLength: number, maxLength: number, cuda: boolean): void;
+  specDecStop(B: number, K: number, acceptProbs: F32, length: I32, threshold: number, minLength: number, maxLength: number, cuda: boolean): number;
   geometricMixture(N: number, V: number, logitsDtype: number, logits: F32 | Uint16Array, refDtype: number, refLogits: F32 | Uint16Array,
     logp: F32, beta: number, cuda: boolean): void;
   rejectionSample(G: number, K: number, numSamples: number, rewards: F32, uniforms: F32, selected: I32, beta: number, cuda: boolean): number;
@@ -116,7 +116,8 @@ export interface SpecDecStopOptions extends CommonOptions, Out<'length'> {
 /**
  * SpecDec++ (Huang et al.), §3 stopping rule: `length` = the smallest `k ≥ minLength` with
  * `1 − Π_{i≤k} P̂_i > threshold` (the predicted probability that at least one of the first k draft
- * tokens is rejected), capped at `min(maxLength, K)`.
+ * tokens is rejected), capped at `min(maxLength, K)`. Every P̂ the rule reads must lie in [0, 1]
+ * (else RangeError); values after the stopping point are not read.
  */
 export function specDecStop(inputs: SpecDecStopInputs, options?: SpecDecStopOptions): { length: Tensor<'i32'> } {
   const a = new OpArgs('specDecStop', inputs, options);
@@ -126,13 +127,12 @@ export function specDecStop(inputs: SpecDecStopInputs, options?: SpecDecStopOpti
   const minLength = a.num('minLength', { default: 2, min: 0, integer: true });
   const maxLength = a.num('maxLength', { default: 20, min: 0, integer: true });
   if (maxLength < minLength) a.rangeError(`option 'maxLength' must be >= minLength (${minLength}), got ${maxLength}`);
-  const pd = acceptProbs.data;
-  for (let i = 0; i < pd.length; i++)
-    if (!(pd[i] >= 0 && pd[i] <= 1)) a.rangeError(`input 'acceptProbs' must lie in [0, 1], got ${pd[i]} at ${i}`);
   const backend = a.backend();
   const length = a.out('length', 'i32', [B]);
-  if (backend === 'js') ref.specDecStop(pd, B, K, threshold, minLength, maxLength, length.data);
-  else nat().specDecStop(B, K, f32Data(acceptProbs), length.data, threshold, minLength, maxLength, backend === 'cuda');
+  const bad = backend === 'js'
+    ? ref.specDecStop(acceptProbs.data, B, K, threshold, minLength, maxLength, length.data)
+    : nat().specDecStop(B, K, f32Data(acceptProbs), length.data, threshold, minLength, maxLength, backend === 'cuda');
+  if (bad >= 0) a.rangeError(`input 'acceptProbs' of row ${bad} must lie in [0, 1] (every value the rule reads)`);
   return { length };
 }
 

@@ -87,17 +87,25 @@ export function speculativeVerify(
   return firstBad;
 }
 
-/** SpecDec++ stopping rule: smallest k ≥ minLength with 1 − Π_{i≤k} P̂_i > threshold, capped at min(maxLength, K). */
-export function specDecStop(acceptProbs: Arr, B: number, K: number, threshold: number, minLength: number, maxLength: number, out: Int32Array) {
+/**
+ * SpecDec++ stopping rule: smallest k ≥ minLength with 1 − Π_{i≤k} P̂_i > threshold, capped at
+ * min(maxLength, K). Returns the first row with a P̂ read outside [0, 1], or -1.
+ */
+export function specDecStop(acceptProbs: Arr, B: number, K: number, threshold: number, minLength: number, maxLength: number, out: Int32Array): number {
   const cap = Math.min(maxLength, K);
+  let firstBad = -1;
   for (let b = 0; b < B; b++) {
     let len = cap, prod = 1;
     for (let k = 1; k <= cap; k++) {
-      prod *= acceptProbs[b * K + k - 1];
+      const pk = acceptProbs[b * K + k - 1];
+      if (!(pk >= 0 && pk <= 1)) { len = -1; break; } // only the P̂ actually read are checked
+      prod *= pk;
       if (k >= minLength && 1 - prod > threshold) { len = k; break; }
     }
     out[b] = len;
+    if (len < 0 && firstBad < 0) firstBad = b;
   }
+  return firstBad;
 }
 
 const f32Scratch = new Float32Array(1);
