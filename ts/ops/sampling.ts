@@ -61,7 +61,7 @@ export interface SpeculativeVerifyInputs {
 }
 
 /**
- * SpecDec++ (Huang et al.), §2 base rule = speculative sampling (Leviathan et al. Alg. 1; Chen et
+ * SpecDec++ (Huang et al.) base rule = speculative sampling (Leviathan et al. Alg. 1; Chen et
  * al. Alg. 2): accept Y_i while `u_i ≤ p_i(Y_i)/q_i(Y_i)`; at the first rejection n the next token
  * is drawn from `norm(max(p_n − q_n, 0))`, else (all K accepted) from p_{K+1}, by inverse CDF
  * with `uniforms[b,K]`: the smallest t with `u < CDF(t)`.
@@ -114,7 +114,7 @@ export interface SpecDecStopOptions extends CommonOptions, Out<'length'> {
 }
 
 /**
- * SpecDec++ (Huang et al.), §3 stopping rule: `length` = the smallest `k ≥ minLength` with
+ * SpecDec++ (Huang et al.) stopping rule (the threshold policy of its MDP formulation): `length` = the smallest `k ≥ minLength` with
  * `1 − Π_{i≤k} P̂_i > threshold` (the predicted probability that at least one of the first k draft
  * tokens is rejected), capped at `min(maxLength, K)`. Every P̂ the rule reads must lie in [0, 1]
  * (else RangeError); values after the stopping point are not read.
@@ -148,7 +148,7 @@ export interface GeometricMixtureOptions extends CommonOptions, Out<'logp'> {
 }
 
 /**
- * Nash-MD (Munos et al., "Nash Learning from Human Feedback", §5: π^β_t ∝ π_t^{1−β}·μ^β) and
+ * Nash-MD (Munos et al., "Nash Learning from Human Feedback": the regularised policy π^β_t ∝ π_t^{1−β}·μ^β) and
  * IPO-MD (Calandriello et al., "Human Alignment of LLMs through Online Preference Optimisation"):
  * the geometric mixture of policy and reference, `logp = log_softmax((1−β)·z + β·z_ref)` per row.
  */
