@@ -24,7 +24,7 @@ function sampleFrom(r: R, p: ArrayLike<number>): number {
 }
 
 /** Speculative-decoding inputs: q random, p a mix of q and another distribution (so acceptance varies). */
-function specInputs(B: number, K: number, V: number, seed: number) {
+function specInputs(B: number, K: number, V: number, seed: number): Record<'draftTokens' | 'draftProbs' | 'targetProbs' | 'uniforms', rk.Tensor> {
   const r = rng(seed);
   const q = new Float32Array(B * K * V), p = new Float32Array(B * (K + 1) * V), tok = new Int32Array(B * K);
   for (let b = 0; b < B; b++) {
@@ -56,8 +56,12 @@ for (const backend of nativeBackends()) {
     it('speculativeVerify: identical integers on many shapes, every SIMD level, poisoned outputs', () => {
       atEverySimdLevel((level) => {
         for (const [si, [B, K, V]] of SPEC_SHAPES.entries()) {
-          for (const rep of [0, 1]) {
+          for (const rep of [0, 1, 2]) {
             const x = specInputs(B, K, V, 1000 + 10 * si + rep);
+            if (rep === 2) { // draft tokens anywhere in [0, V): q(Y) = 0 and p(Y) = 0 occur
+              const r = rng(si);
+              x.draftTokens = i32(Array.from({ length: B * K }, () => r.int(0, V - 1)), [B, K]);
+            }
             const want = rk.speculativeVerify(x, { backend: 'js' });
             const out = { accepted: poisonedI32([B]), nextToken: poisonedI32([B]) };
             const got = rk.speculativeVerify(x, { backend, out });
