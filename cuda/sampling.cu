@@ -69,9 +69,10 @@ __global__ void speculative_verify_kernel(rk_speculative_verify_args a) {
         if (!(total > 0.0)) { status = RK_SAMPLING_ZERO_MASS; break; }
         const double target = (double)u[K] * total;
         double c = cs[tid];
-        for (size_t t = t0; t < t1; ++t) {
-          c += weight_at(P, Q, t);
-          if (target < c) { atomicMin(&s_tok, (int)t); break; }
+        for (size_t t = t0; t < t1; ++t) {  // (w > 0: a chunk that starts past u·Z never offers a zero-weight token)
+          double w = weight_at(P, Q, t);
+          c += w;
+          if (w > 0.0 && target < c) { atomicMin(&s_tok, (int)t); break; }
         }
         break;
       }
