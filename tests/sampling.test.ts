@@ -375,6 +375,9 @@ describe('sampling: errors', () => {
       expect(sv({ draftTokens: i32([0, 1, -1, 0], [2, 2]) })).toThrow(RangeError);
       expect(sv({ uniforms: f32([0, 0.5, 1, 0, 0, 0], [2, 3]) })).toThrow(/uniforms.*\[0, 1\)/);
       expect(sv({ uniforms: f32([0, 0.5, NaN, 0, 0, 0], [2, 3]) })).toThrow(RangeError);
+      // f64 uniforms are checked as the f32 values the native backends see: 1 − 1e-12 rounds to 1
+      expect(sv({ uniforms: rk.tensor(Float64Array.from([0, 0.5, 1 - 1e-12, 0, 0, 0]), [2, 3]) })).toThrow(/uniforms/);
+      expect(() => rk.rejectionSample({ rewards: f32([0, 1], [1, 2]), uniforms: rk.tensor(Float64Array.from([1 - 1e-12, 0.5, 0.5, 0.5]), [1, 2, 2]) }, { beta: 1, numSamples: 1, backend })).toThrow(/uniforms/);
       expect(sv({ uniforms: f32([0, 0, 0, 0], [2, 2]) })).toThrow(/uniforms.*shape/);
       expect(sv({ targetProbs: f32(new Array(20).fill(0.2), [2, 2, 5]) })).toThrow(/targetProbs.*shape/);
       expect(sv({ draftProbs: f32(new Array(24).fill(0.2), [2, 2, 6]) })).toThrow(/draftProbs.*shape/);

@@ -88,7 +88,8 @@ export function speculativeVerify(
     if (!(tok[i] >= 0 && tok[i] < V)) a.rangeError(`input 'draftTokens' must hold token ids in [0, ${V}), got ${tok[i]} at ${i}`);
   const ud = uniforms.data;
   for (let i = 0; i < ud.length; i++)
-    if (!(ud[i] >= 0 && ud[i] < 1)) a.rangeError(`input 'uniforms' must lie in [0, 1), got ${ud[i]} at ${i}`);
+    // (< 1 after rounding to f32, as the native backends see it)
+    if (!(ud[i] >= 0 && Math.fround(ud[i]) < 1)) a.rangeError(`input 'uniforms' must lie in [0, 1), got ${ud[i]} at ${i}`);
   const backend = a.backend();
   const accepted = a.out('accepted', 'i32', [B]);
   const nextToken = a.out('nextToken', 'i32', [B]);

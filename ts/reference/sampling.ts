@@ -98,7 +98,7 @@ export function specDecStop(acceptProbs: Arr, B: number, K: number, threshold: n
     let len = cap, prod = 1;
     for (let k = 1; k <= cap; k++) {
       const pk = acceptProbs[b * K + k - 1];
-      if (!(pk >= 0 && pk <= 1)) { len = -1; break; } // only the P̂ actually read are checked
+      if (!(pk >= 0 && Math.fround(pk) <= 1)) { len = -1; break; } // only the P̂ read are checked (in f32, as native)
       prod *= pk;
       if (k >= minLength && 1 - prod > threshold) { len = k; break; }
     }
@@ -165,7 +165,7 @@ function rsoGroup(r: Arr, U: Arr, g: number, K: number, m: number, beta: number,
     for (let c = 0; c < K; c++) {
       if (taken[c]) continue;
       const u = U[(g * K + round) * K + c];
-      if (!(u >= 0 && u < 1)) return BAD_UNIFORM;
+      if (!(u >= 0 && Math.fround(u) < 1)) return BAD_UNIFORM; // (in f32, as the native backends see it)
       if (u < Math.exp((r[g * K + c] - rmax) / beta)) {
         taken[c] = 1;
         out[base + n++] = c;
