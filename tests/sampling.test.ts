@@ -277,6 +277,12 @@ describe('sampling: hand-computed cases (every backend)', () => {
       expect(Array.from(res.nextToken.data)).toEqual([2]);
     });
 
+    it(`[${backend}] speculativeVerify: B = 0 gives empty outputs`, () => {
+      const res = rk.speculativeVerify({ draftTokens: i32([], [0, 3]), draftProbs: f32([], [0, 3, 4]), targetProbs: f32([], [0, 4, 4]), uniforms: f32([], [0, 4]) }, { backend });
+      expect(res.accepted.shape).toEqual([0]);
+      expect(res.nextToken.shape).toEqual([0]);
+    });
+
     it(`[${backend}] speculativeVerify: deterministic given the uniforms`, () => {
       const x = specInputs(16, 3, 50, 21);
       const a = rk.speculativeVerify(x, { backend }), b = rk.speculativeVerify(x, { backend });
