@@ -1,8 +1,8 @@
 /**
  * Loading the native addon (explicit path list) and choosing a backend (SPEC §0).
  *
- * Paths tried, in order: `RLHF_KERNELS_ADDON` (env), `build-cuda/Release/rlhf_kernels.node`
- * (cmake-js, CPU+CUDA), `build/Release/rlhf_kernels.node` (node-gyp, CPU). If none loads, every
+ * Paths tried, in order: `build-cuda/Release/rlhf_kernels.node` (cmake-js, CPU+CUDA), then
+ * `build/Release/rlhf_kernels.node` (node-gyp, CPU); `RLHF_KERNELS_ADDON` (env) replaces the list. If none loads, every
  * op runs on the `js` backend and one warning says why.
  */
 import { existsSync } from 'node:fs';
@@ -26,11 +26,11 @@ export interface NativeCore {
 }
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const candidates = [
-  process.env.RLHF_KERNELS_ADDON,
-  join(root, 'build-cuda', 'Release', 'rlhf_kernels.node'),
-  join(root, 'build', 'Release', 'rlhf_kernels.node'),
-].filter((p): p is string => !!p);
+// RLHF_KERNELS_ADDON, when set, is the only path tried (an explicit choice must not silently
+// load another build).
+const candidates = process.env.RLHF_KERNELS_ADDON
+  ? [resolve(process.env.RLHF_KERNELS_ADDON)]
+  : [join(root, 'build-cuda', 'Release', 'rlhf_kernels.node'), join(root, 'build', 'Release', 'rlhf_kernels.node')];
 
 function load(): { addon: NativeCore | null; path: string | null; error: string | null } {
   if (process.env.RLHF_KERNELS_NO_NATIVE === '1')
@@ -62,6 +62,10 @@ export const addonPath: string | null = loaded.path;
 /** Why the addon is not loaded (null if it is). */
 export const nativeLoadError: string | null = loaded.error;
 
+// CI sets RLHF_KERNELS_REQUIRE_NATIVE=1 so that a build that fails to load is an error, not a
+// silent run of the js backend.
+if (!native && process.env.RLHF_KERNELS_REQUIRE_NATIVE === '1')
+  throw new Error(`rlhf-kernels: native addon ${loaded.error} (RLHF_KERNELS_REQUIRE_NATIVE=1)`);
 if (!native && process.env.RLHF_KERNELS_NO_NATIVE !== '1') {
   process.emitWarning(`rlhf-kernels: native addon ${loaded.error}; falling back to the slow 'js' backend.`, {
     code: 'RLHF_KERNELS_NO_NATIVE',
