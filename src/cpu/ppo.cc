@@ -2,9 +2,9 @@
 //
 // ppoPolicyLoss / valueLoss: a cheap pre-pass counts each row's mask (needed for the weights of
 // the gradient before the main sweep); then ONE fused sweep per row computes the per-token loss,
-// its gradient (written scaled by the aggregation weight), the clip indicator and ½(logp − old)²,
-// reducing the three sums in 16 float lanes per 1024-token block (so the loop vectorises without
-// -ffast-math), each block folded into f64 row sums. Rows are split over the pool; the row sums are
+// its gradient (written scaled by the aggregation weight), the clip indicator and ½(logp − old)²
+// into three 1024-token stack buffers (L1) that are summed pairwise (vectorised, no -ffast-math
+// needed), each block folded into f64 row sums. Rows are split over the pool; the row sums are
 // combined afterwards serially in row order, so results do not depend on the thread split.
 #include <cstdint>
 #include <type_traits>
@@ -27,8 +27,19 @@ void with_kl(int e, F&& f) {
   }
 }
 
-constexpr size_t kLanes = 16;
 constexpr size_t kBlock = 1024;
+
+// Pairwise sum of buf[0, len) (len ≤ kBlock; the buffer is clobbered): zero-pad to a power of two,
+// then halve in place. Each level is a plain loop without a loop-carried dependence, so it
+// vectorises without -ffast-math, and the error grows with log2(len) only.
+RK_LOOP inline float block_sum(float* __restrict buf, size_t len) {
+  size_t p = 1;
+  while (p < len) p <<= 1;
+  for (size_t j = len; j < p; ++j) buf[j] = 0.0f;
+  for (size_t h = p >> 1; h >= 1; h >>= 1)
+    for (size_t j = 0; j < h; ++j) buf[j] += buf[j + h];
+  return len ? buf[0] : 0.0f;
+}
 
 // Counted tokens per row, and the totals N (tokens) and S (rows with at least one).
 template <class M>
@@ -85,14 +96,17 @@ extern "C" void rk_cpu_ppo_policy_loss(const rk_ppo_policy_loss_args* a) {
           const float lo = 1.0f - a->clip_low, hi = 1.0f + a->clip_high;
           const bool has_dual = a->has_dual_clip != 0;
           const float dual = a->dual_clip, coef = a->kl_coef;
+          alignas(64) float tl[kBlock], tc[kBlock], tk[kBlock];
           for (size_t b = b0; b < b1; ++b) {
             const float w = (float)agg_weight(a->aggregation, cnt[b], N, S, a->has_normalizer, a->normalizer);
             double sl = 0, sc = 0, sk = 0;
             const size_t base = b * T;
             for (size_t t0 = 0; t0 < T; t0 += kBlock) {
-              const size_t e = base + (T - t0 < kBlock ? T : t0 + kBlock);
-              float al[kLanes] = {}, ac[kLanes] = {}, ak[kLanes] = {};
-              auto tok = [&](size_t k, size_t j) RK_LOOP {
+              const size_t len = T - t0 < kBlock ? T - t0 : kBlock;
+              const size_t k0 = base + t0;
+              // the fused sweep: loss term, gradient, clip indicator and ½d² per token
+              for (size_t j = 0; j < len; ++j) {
+                const size_t k = k0 + j;
                 LossTerm r = ppo_clip_term(lp[k], op[k], ad[k], lo, hi, has_dual, dual);
                 float l = r.loss, g = r.grad;
                 if (E != RK_KL_NONE) {
@@ -103,23 +117,13 @@ extern "C" void rk_cpu_ppo_policy_loss(const rk_ppo_policy_loss_args* a) {
                 const bool m = mask[k];
                 const float dd = lp[k] - op[k];
                 gr[k] = m ? w * g : 0.0f;
-                al[j] += m ? l : 0.0f;
-                ac[j] += (m && r.clipped) ? 1.0f : 0.0f;
-                ak[j] += m ? 0.5f * dd * dd : 0.0f;
-              };
-              size_t k = base + t0;
-              for (; k + kLanes <= e; k += kLanes)
-                for (size_t j = 0; j < kLanes; ++j) tok(k + j, j);
-              for (size_t j = 0; k < e; ++k, ++j) tok(k, j);
-              float fl = 0, fc = 0, fk = 0;
-              for (size_t j = 0; j < kLanes; ++j) {
-                fl += al[j];
-                fc += ac[j];
-                fk += ak[j];
+                tl[j] = m ? l : 0.0f;
+                tc[j] = (m && r.clipped) ? 1.0f : 0.0f;
+                tk[j] = m ? 0.5f * dd * dd : 0.0f;
               }
-              sl += fl;
-              sc += fc;
-              sk += fk;
+              sl += block_sum(tl, len);
+              sc += block_sum(tc, len);
+              sk += block_sum(tk, len);
             }
             rs.loss[b] = sl;
             rs.clip[b] = sc;
@@ -155,31 +159,24 @@ extern "C" void rk_cpu_value_loss(const rk_value_loss_args* a) {
         const float* __restrict rp = a->returns;
         float* __restrict gr = a->grad_values;
         const float c = a->clip;
+        alignas(64) float tl[kBlock], tc[kBlock];
         for (size_t b = b0; b < b1; ++b) {
           const float w = (float)agg_weight(a->aggregation, cnt[b], N, S, a->has_normalizer, a->normalizer);
           double sl = 0, sc = 0;
           const size_t base = b * T;
           for (size_t t0 = 0; t0 < T; t0 += kBlock) {
-            const size_t e = base + (T - t0 < kBlock ? T : t0 + kBlock);
-            float al[kLanes] = {}, ac[kLanes] = {};
-            auto tok = [&](size_t k, size_t j) RK_LOOP {
+            const size_t len = T - t0 < kBlock ? T - t0 : kBlock;
+            const size_t k0 = base + t0;
+            for (size_t j = 0; j < len; ++j) {
+              const size_t k = k0 + j;
               LossTerm r = value_term(vp[k], op[k], rp[k], c);
               const bool m = mask[k];
               gr[k] = m ? w * r.grad : 0.0f;
-              al[j] += m ? r.loss : 0.0f;
-              ac[j] += (m && r.clipped) ? 1.0f : 0.0f;
-            };
-            size_t k = base + t0;
-            for (; k + kLanes <= e; k += kLanes)
-              for (size_t j = 0; j < kLanes; ++j) tok(k + j, j);
-            for (size_t j = 0; k < e; ++k, ++j) tok(k, j);
-            float fl = 0, fc = 0;
-            for (size_t j = 0; j < kLanes; ++j) {
-              fl += al[j];
-              fc += ac[j];
+              tl[j] = m ? r.loss : 0.0f;
+              tc[j] = (m && r.clipped) ? 1.0f : 0.0f;
             }
-            sl += fl;
-            sc += fc;
+            sl += block_sum(tl, len);
+            sc += block_sum(tc, len);
           }
           rs.loss[b] = sl;
           rs.clip[b] = sc;
@@ -196,33 +193,54 @@ extern "C" void rk_cpu_value_loss(const rk_value_loss_args* a) {
   a->result[1] = N > 0 ? clip / N : 0.0;
 }
 
-// P3O (Pairwise PPO, Wu et al. 2023): one element per prompt, so a plain serial loop in f64 sums.
+// P3O (Pairwise PPO, Wu et al. 2023): one element per prompt. One vectorised pass writes the
+// gradients and each pair's loss and clip count; the sums are then taken serially in f64.
 extern "C" void rk_cpu_p3o_loss(const rk_p3o_loss_args* a) {
   using namespace rk;
   const size_t B = a->B;
   const double denom = a->has_normalizer ? a->normalizer : (double)B;
-  const float w = denom > 0 ? (float)(1.0 / denom) : 0.0f;
-  const float lo = 1.0f - a->clip_low, hi = 1.0f + a->clip_high;
-  double loss = 0, clip = 0;
-  for (size_t b = 0; b < B; ++b) {
-    const float A = 0.5f * (a->rewards1[b] - a->rewards2[b]);
+  std::vector<float> lv(B), cv(B);
+  simd_dispatch([&]() RK_LOOP {
+    const float* __restrict l1 = a->logp1;
+    const float* __restrict l2 = a->logp2;
+    const float* __restrict o1 = a->old_logp1;
+    const float* __restrict o2 = a->old_logp2;
+    const float* __restrict r1 = a->rewards1;
+    const float* __restrict r2 = a->rewards2;
+    float* __restrict g1 = a->grad_logp1;
+    float* __restrict g2 = a->grad_logp2;
+    float* __restrict lo_ = lv.data();
+    float* __restrict co_ = cv.data();
+    const float w = denom > 0 ? (float)(1.0 / denom) : 0.0f;
+    const float lo = 1.0f - a->clip_low, hi = 1.0f + a->clip_high;
     if (a->variant == RK_P3O_JOINT) {
       // V2: ρ = π(y1)π_old(y2) / (π_old(y1)π(y2)), ℓ = max(−Aρ, −A·clip(ρ))
-      float lr = (a->logp1[b] - a->old_logp1[b]) - (a->logp2[b] - a->old_logp2[b]);
-      LossTerm r = ppo_clip_term(lr, 0.0f, A, lo, hi, false, 0.0f);
-      loss += r.loss;
-      clip += r.clipped ? 1.0 : 0.0;
-      a->grad_logp1[b] = w * r.grad;
-      a->grad_logp2[b] = -(w * r.grad);
+      for (size_t b = 0; b < B; ++b) {
+        const float A = 0.5f * (r1[b] - r2[b]);
+        const float lr = (l1[b] - o1[b]) - (l2[b] - o2[b]);
+        LossTerm r = ppo_clip_term(lr, 0.0f, A, lo, hi, false, 0.0f);
+        lo_[b] = r.loss;
+        co_[b] = r.clipped ? 1.0f : 0.0f;
+        g1[b] = w * r.grad;
+        g2[b] = -(w * r.grad);
+      }
     } else {
       // V1: ℓ = max(−Aρ1, −A·clip(ρ1)) + max(Aρ2, A·clip(ρ2))
-      LossTerm r1 = ppo_clip_term(a->logp1[b], a->old_logp1[b], A, lo, hi, false, 0.0f);
-      LossTerm r2 = ppo_clip_term(a->logp2[b], a->old_logp2[b], -A, lo, hi, false, 0.0f);
-      loss += (double)r1.loss + (double)r2.loss;
-      clip += (r1.clipped ? 0.5 : 0.0) + (r2.clipped ? 0.5 : 0.0);
-      a->grad_logp1[b] = w * r1.grad;
-      a->grad_logp2[b] = w * r2.grad;
+      for (size_t b = 0; b < B; ++b) {
+        const float A = 0.5f * (r1[b] - r2[b]);
+        LossTerm t1 = ppo_clip_term(l1[b], o1[b], A, lo, hi, false, 0.0f);
+        LossTerm t2 = ppo_clip_term(l2[b], o2[b], -A, lo, hi, false, 0.0f);
+        lo_[b] = t1.loss + t2.loss;
+        co_[b] = (t1.clipped ? 0.5f : 0.0f) + (t2.clipped ? 0.5f : 0.0f);
+        g1[b] = w * t1.grad;
+        g2[b] = w * t2.grad;
+      }
     }
+  });
+  double loss = 0, clip = 0;
+  for (size_t b = 0; b < B; ++b) {
+    loss += lv[b];
+    clip += cv[b];
   }
   a->result[0] = denom > 0 ? loss / denom : 0.0;
   a->result[1] = B ? clip / (double)B : 0.0;
