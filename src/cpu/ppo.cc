@@ -68,6 +68,45 @@ void count_rows(const M& mask, size_t B, size_t T, std::vector<uint32_t>& cnt, d
   S = s;
 }
 
+// The fused sweep over one block of a row (pointers already offset to the block; the mask is
+// indexed from m0): loss term, gradient, clip indicator and ½(logp − old)² per token. A function
+// with __restrict parameters rather than a lambda body, so that GCC vectorises it without
+// runtime alias checks.
+template <int E, class M>
+RK_LOOP inline void policy_sweep(const float* __restrict lp, const float* __restrict op, const float* __restrict ad,
+                                 const float* __restrict rp, const M& mask, size_t m0, float* __restrict gr,
+                                 float* __restrict tl, float* __restrict tc, float* __restrict tk, size_t len, float w,
+                                 float lo, float hi, bool has_dual, float dual, float coef) {
+  for (size_t j = 0; j < len; ++j) {
+    LossTerm r = ppo_clip_term(lp[j], op[j], ad[j], lo, hi, has_dual, dual);
+    float l = r.loss, g = r.grad;
+    if (E != RK_KL_NONE) {
+      float d = lp[j] - rp[j];
+      l += coef * kl_estimate<E == RK_KL_NONE ? RK_KL_K1 : E>(d);
+      g += coef * kl_grad<E == RK_KL_NONE ? RK_KL_K1 : E>(d);
+    }
+    const bool m = mask[m0 + j];
+    const float dd = lp[j] - op[j];
+    gr[j] = m ? w * g : 0.0f;
+    tl[j] = m ? l : 0.0f;
+    tc[j] = (m && r.clipped) ? 1.0f : 0.0f;
+    tk[j] = m ? 0.5f * dd * dd : 0.0f;
+  }
+}
+
+template <class M>
+RK_LOOP inline void value_sweep(const float* __restrict vp, const float* __restrict op, const float* __restrict rp,
+                                const M& mask, size_t m0, float* __restrict gr, float* __restrict tl,
+                                float* __restrict tc, size_t len, float w, float c) {
+  for (size_t j = 0; j < len; ++j) {
+    LossTerm r = value_term(vp[j], op[j], rp[j], c);
+    const bool m = mask[m0 + j];
+    gr[j] = m ? w * r.grad : 0.0f;
+    tl[j] = m ? r.loss : 0.0f;
+    tc[j] = (m && r.clipped) ? 1.0f : 0.0f;
+  }
+}
+
 struct RowSums {
   std::vector<double> loss, clip, kl;
   explicit RowSums(size_t B) : loss(B), clip(B), kl(B) {}
@@ -104,23 +143,8 @@ extern "C" void rk_cpu_ppo_policy_loss(const rk_ppo_policy_loss_args* a) {
             for (size_t t0 = 0; t0 < T; t0 += kBlock) {
               const size_t len = T - t0 < kBlock ? T - t0 : kBlock;
               const size_t k0 = base + t0;
-              // the fused sweep: loss term, gradient, clip indicator and ½d² per token
-              for (size_t j = 0; j < len; ++j) {
-                const size_t k = k0 + j;
-                LossTerm r = ppo_clip_term(lp[k], op[k], ad[k], lo, hi, has_dual, dual);
-                float l = r.loss, g = r.grad;
-                if (E != RK_KL_NONE) {
-                  float d = lp[k] - rp[k];
-                  l += coef * kl_estimate<E == RK_KL_NONE ? RK_KL_K1 : E>(d);
-                  g += coef * kl_grad<E == RK_KL_NONE ? RK_KL_K1 : E>(d);
-                }
-                const bool m = mask[k];
-                const float dd = lp[k] - op[k];
-                gr[k] = m ? w * g : 0.0f;
-                tl[j] = m ? l : 0.0f;
-                tc[j] = (m && r.clipped) ? 1.0f : 0.0f;
-                tk[j] = m ? 0.5f * dd * dd : 0.0f;
-              }
+              policy_sweep<E>(lp + k0, op + k0, ad + k0, rp ? rp + k0 : nullptr, mask, k0, gr + k0, tl, tc, tk, len, w, lo, hi,
+                              has_dual, dual, coef);
               sl += block_sum(tl, len);
               sc += block_sum(tc, len);
               sk += block_sum(tk, len);
@@ -167,14 +191,7 @@ extern "C" void rk_cpu_value_loss(const rk_value_loss_args* a) {
           for (size_t t0 = 0; t0 < T; t0 += kBlock) {
             const size_t len = T - t0 < kBlock ? T - t0 : kBlock;
             const size_t k0 = base + t0;
-            for (size_t j = 0; j < len; ++j) {
-              const size_t k = k0 + j;
-              LossTerm r = value_term(vp[k], op[k], rp[k], c);
-              const bool m = mask[k];
-              gr[k] = m ? w * r.grad : 0.0f;
-              tl[j] = m ? r.loss : 0.0f;
-              tc[j] = (m && r.clipped) ? 1.0f : 0.0f;
-            }
+            value_sweep(vp + k0, op + k0, rp + k0, mask, k0, gr + k0, tl, tc, len, w, c);
             sl += block_sum(tl, len);
             sc += block_sum(tc, len);
           }
@@ -193,6 +210,38 @@ extern "C" void rk_cpu_value_loss(const rk_value_loss_args* a) {
   a->result[1] = N > 0 ? clip / N : 0.0;
 }
 
+namespace rk {
+namespace {
+// One P3O pass over [0, B): gradients, each pair's loss and clip count (V = RK_P3O_*).
+template <int V>
+RK_LOOP inline void p3o_pass(const float* __restrict l1, const float* __restrict l2, const float* __restrict o1,
+                             const float* __restrict o2, const float* __restrict r1, const float* __restrict r2,
+                             float* __restrict g1, float* __restrict g2, float* __restrict lv, float* __restrict cv,
+                             size_t B, float w, float lo, float hi) {
+  for (size_t b = 0; b < B; ++b) {
+    const float A = 0.5f * (r1[b] - r2[b]);
+    if (V == RK_P3O_JOINT) {
+      // V2: ρ = π(y1)π_old(y2) / (π_old(y1)π(y2)), ℓ = max(−Aρ, −A·clip(ρ))
+      const float lr = (l1[b] - o1[b]) - (l2[b] - o2[b]);
+      LossTerm r = ppo_clip_term(lr, 0.0f, A, lo, hi, false, 0.0f);
+      lv[b] = r.loss;
+      cv[b] = r.clipped ? 1.0f : 0.0f;
+      g1[b] = w * r.grad;
+      g2[b] = -(w * r.grad);
+    } else {
+      // V1: ℓ = max(−Aρ1, −A·clip(ρ1)) + max(Aρ2, A·clip(ρ2))
+      LossTerm t1 = ppo_clip_term(l1[b], o1[b], A, lo, hi, false, 0.0f);
+      LossTerm t2 = ppo_clip_term(l2[b], o2[b], -A, lo, hi, false, 0.0f);
+      lv[b] = t1.loss + t2.loss;
+      cv[b] = (t1.clipped ? 0.5f : 0.0f) + (t2.clipped ? 0.5f : 0.0f);
+      g1[b] = w * t1.grad;
+      g2[b] = w * t2.grad;
+    }
+  }
+}
+}  // namespace
+}  // namespace rk
+
 // P3O (Pairwise PPO, Wu et al. 2023): one element per prompt. One vectorised pass writes the
 // gradients and each pair's loss and clip count; the sums are then taken serially in f64.
 extern "C" void rk_cpu_p3o_loss(const rk_p3o_loss_args* a) {
@@ -200,42 +249,15 @@ extern "C" void rk_cpu_p3o_loss(const rk_p3o_loss_args* a) {
   const size_t B = a->B;
   const double denom = a->has_normalizer ? a->normalizer : (double)B;
   std::vector<float> lv(B), cv(B);
+  const float w = denom > 0 ? (float)(1.0 / denom) : 0.0f;
+  const float lo = 1.0f - a->clip_low, hi = 1.0f + a->clip_high;
   simd_dispatch([&]() RK_LOOP {
-    const float* __restrict l1 = a->logp1;
-    const float* __restrict l2 = a->logp2;
-    const float* __restrict o1 = a->old_logp1;
-    const float* __restrict o2 = a->old_logp2;
-    const float* __restrict r1 = a->rewards1;
-    const float* __restrict r2 = a->rewards2;
-    float* __restrict g1 = a->grad_logp1;
-    float* __restrict g2 = a->grad_logp2;
-    float* __restrict lo_ = lv.data();
-    float* __restrict co_ = cv.data();
-    const float w = denom > 0 ? (float)(1.0 / denom) : 0.0f;
-    const float lo = 1.0f - a->clip_low, hi = 1.0f + a->clip_high;
-    if (a->variant == RK_P3O_JOINT) {
-      // V2: ρ = π(y1)π_old(y2) / (π_old(y1)π(y2)), ℓ = max(−Aρ, −A·clip(ρ))
-      for (size_t b = 0; b < B; ++b) {
-        const float A = 0.5f * (r1[b] - r2[b]);
-        const float lr = (l1[b] - o1[b]) - (l2[b] - o2[b]);
-        LossTerm r = ppo_clip_term(lr, 0.0f, A, lo, hi, false, 0.0f);
-        lo_[b] = r.loss;
-        co_[b] = r.clipped ? 1.0f : 0.0f;
-        g1[b] = w * r.grad;
-        g2[b] = -(w * r.grad);
-      }
-    } else {
-      // V1: ℓ = max(−Aρ1, −A·clip(ρ1)) + max(Aρ2, A·clip(ρ2))
-      for (size_t b = 0; b < B; ++b) {
-        const float A = 0.5f * (r1[b] - r2[b]);
-        LossTerm t1 = ppo_clip_term(l1[b], o1[b], A, lo, hi, false, 0.0f);
-        LossTerm t2 = ppo_clip_term(l2[b], o2[b], -A, lo, hi, false, 0.0f);
-        lo_[b] = t1.loss + t2.loss;
-        co_[b] = (t1.clipped ? 0.5f : 0.0f) + (t2.clipped ? 0.5f : 0.0f);
-        g1[b] = w * t1.grad;
-        g2[b] = w * t2.grad;
-      }
-    }
+    if (a->variant == RK_P3O_JOINT)
+      p3o_pass<RK_P3O_JOINT>(a->logp1, a->logp2, a->old_logp1, a->old_logp2, a->rewards1, a->rewards2, a->grad_logp1,
+                             a->grad_logp2, lv.data(), cv.data(), B, w, lo, hi);
+    else
+      p3o_pass<RK_P3O_SEPARATE>(a->logp1, a->logp2, a->old_logp1, a->old_logp2, a->rewards1, a->rewards2, a->grad_logp1,
+                                a->grad_logp2, lv.data(), cv.data(), B, w, lo, hi);
   });
   double loss = 0, clip = 0;
   for (size_t b = 0; b < B; ++b) {
