@@ -38,5 +38,15 @@ export function cases(_opts: BenchOptions): BenchCase[] {
     family: 'ppo', op: 'p3oLoss(joint)', size: `${P}`, bytes: P * 32,
     run: on((backend) => rk.p3oLoss(px, { variant: 'joint', backend, out: pg })),
   });
+  // Per-call overhead: the smallest call (validation, dispatch, N-API, the scalar results).
+  {
+    const t = (s: number) => rk.tensor(randn(64, s, 0.5), [1, 64]);
+    const x = { logp: t(11), oldLogp: t(12), advantages: t(13), mask: rk.tensor(paddedMask(1, 64), [1, 64]) };
+    const o = { gradLogp: rk.zeros([1, 64], 'f32') };
+    out.push({
+      family: 'ppo', op: 'ppoPolicyLoss (per-call overhead)', size: '1x64', bytes: 64 * 17,
+      run: on((backend) => rk.ppoPolicyLoss(x, { backend, out: o })),
+    });
+  }
   return out;
 }
