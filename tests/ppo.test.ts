@@ -577,10 +577,17 @@ describe('ppo: errors', () => {
     }
     const nat = native as any;
     if (!nat) return;
-    const good = [2, 3, new Float32Array(6), new Float32Array(6), new Float32Array(6), null, new Uint8Array(6), new Float32Array(6), 0.2, 0.2, NaN, 0, -1, 0, NaN, false, new Float64Array(3)];
-    for (const fn of ['ppoPolicyLoss', 'valueLoss', 'p3oLoss']) {
+    const F = () => new Float32Array(6), F2 = () => new Float32Array(2);
+    const goods: Record<string, unknown[]> = {
+      ppoPolicyLoss: [2, 3, F(), F(), F(), null, new Uint8Array(6), F(), 0.2, 0.2, NaN, 0, -1, 0, NaN, false, new Float64Array(3)],
+      valueLoss: [2, 3, F(), F(), F(), new Uint8Array(6), F(), 0.2, 0, NaN, false, new Float64Array(2)],
+      p3oLoss: [2, F2(), F2(), F2(), F2(), F2(), F2(), F2(), F2(), 0, 0.2, 0.2, NaN, false, new Float64Array(2)],
+    };
+    // the exact good calls work (so the fuzz below exercises the real argument checks)
+    for (const [fn, good] of Object.entries(goods)) expect(() => nat[fn](...good)).not.toThrow();
+    for (const [fn, good] of Object.entries(goods)) {
       for (let i = 0; i < 300; i++) {
-        const a = good.map((g) => (r.next() < 0.3 ? pick() : g));
+        const a = good.map((g) => (r.next() < 0.15 ? pick() : g));
         if (r.next() < 0.2) a.length = r.int(0, a.length);
         try { nat[fn](...a); } catch (e) { expect(e).toBeInstanceOf(Error); }
       }
