@@ -2,9 +2,9 @@
 //
 // ppoPolicyLoss / valueLoss: a cheap pre-pass counts each row's mask (needed for the weights of
 // the gradient before the main sweep); then ONE fused sweep per row computes the per-token loss,
-// its gradient (written scaled by the aggregation weight), the clip indicator and ½(logp − old)²
-// into three 1024-token stack buffers (L1) that are summed pairwise (vectorised, no -ffast-math
-// needed), each block folded into f64 row sums. Rows are split over the pool; the row sums are
+// its gradient (written scaled by the aggregation weight), the loss term and ½(logp − old)² into
+// two 1024-token stack buffers (L1) that are summed pairwise (vectorised, no -ffast-math needed)
+// and folded into f64 row sums, and the clip count as an integer reduction. Rows are split over the pool; the row sums are
 // combined afterwards serially in row order, so results do not depend on the thread split.
 #include <cstdint>
 #include <type_traits>
@@ -73,10 +73,11 @@ void count_rows(const M& mask, size_t B, size_t T, std::vector<uint32_t>& cnt, d
 // with __restrict parameters rather than a lambda body, so that GCC vectorises it without
 // runtime alias checks.
 template <int E, class M>
-RK_LOOP inline void policy_sweep(const float* __restrict lp, const float* __restrict op, const float* __restrict ad,
-                                 const float* __restrict rp, const M& mask, size_t m0, float* __restrict gr,
-                                 float* __restrict tl, float* __restrict tc, float* __restrict tk, size_t len, float w,
-                                 float lo, float hi, bool has_dual, float dual, float coef) {
+RK_LOOP inline uint32_t policy_sweep(const float* __restrict lp, const float* __restrict op, const float* __restrict ad,
+                                     const float* __restrict rp, const M& mask, size_t m0, float* __restrict gr,
+                                     float* __restrict tl, float* __restrict tk, size_t len, float w, float lo, float hi,
+                                     bool has_dual, float dual, float coef) {
+  uint32_t nc = 0;  // clipped tokens: an integer reduction, which vectorises as is
   for (size_t j = 0; j < len; ++j) {
     LossTerm r = ppo_clip_term(lp[j], op[j], ad[j], lo, hi, has_dual, dual);
     float l = r.loss, g = r.grad;
@@ -89,22 +90,25 @@ RK_LOOP inline void policy_sweep(const float* __restrict lp, const float* __rest
     const float dd = lp[j] - op[j];
     gr[j] = m ? w * g : 0.0f;
     tl[j] = m ? l : 0.0f;
-    tc[j] = (m && r.clipped) ? 1.0f : 0.0f;
+    nc += (m && r.clipped) ? 1u : 0u;
     tk[j] = m ? 0.5f * dd * dd : 0.0f;
   }
+  return nc;
 }
 
 template <class M>
-RK_LOOP inline void value_sweep(const float* __restrict vp, const float* __restrict op, const float* __restrict rp,
-                                const M& mask, size_t m0, float* __restrict gr, float* __restrict tl,
-                                float* __restrict tc, size_t len, float w, float c) {
+RK_LOOP inline uint32_t value_sweep(const float* __restrict vp, const float* __restrict op, const float* __restrict rp,
+                                    const M& mask, size_t m0, float* __restrict gr, float* __restrict tl, size_t len,
+                                    float w, float c) {
+  uint32_t nc = 0;
   for (size_t j = 0; j < len; ++j) {
     LossTerm r = value_term(vp[j], op[j], rp[j], c);
     const bool m = mask[m0 + j];
     gr[j] = m ? w * r.grad : 0.0f;
     tl[j] = m ? r.loss : 0.0f;
-    tc[j] = (m && r.clipped) ? 1.0f : 0.0f;
+    nc += (m && r.clipped) ? 1u : 0u;
   }
+  return nc;
 }
 
 struct RowSums {
@@ -135,7 +139,7 @@ extern "C" void rk_cpu_ppo_policy_loss(const rk_ppo_policy_loss_args* a) {
           const float lo = 1.0f - a->clip_low, hi = 1.0f + a->clip_high;
           const bool has_dual = a->has_dual_clip != 0;
           const float dual = a->dual_clip, coef = a->kl_coef;
-          alignas(64) float tl[kBlock], tc[kBlock], tk[kBlock];
+          alignas(64) float tl[kBlock], tk[kBlock];
           for (size_t b = b0; b < b1; ++b) {
             const float w = (float)agg_weight(a->aggregation, cnt[b], N, S, a->has_normalizer, a->normalizer);
             double sl = 0, sc = 0, sk = 0;
@@ -143,10 +147,9 @@ extern "C" void rk_cpu_ppo_policy_loss(const rk_ppo_policy_loss_args* a) {
             for (size_t t0 = 0; t0 < T; t0 += kBlock) {
               const size_t len = T - t0 < kBlock ? T - t0 : kBlock;
               const size_t k0 = base + t0;
-              policy_sweep<E>(lp + k0, op + k0, ad + k0, rp ? rp + k0 : nullptr, mask, k0, gr + k0, tl, tc, tk, len, w, lo, hi,
-                              has_dual, dual, coef);
+              sc += policy_sweep<E>(lp + k0, op + k0, ad + k0, rp ? rp + k0 : nullptr, mask, k0, gr + k0, tl, tk, len, w, lo,
+                                    hi, has_dual, dual, coef);
               sl += block_sum(tl, len);
-              sc += block_sum(tc, len);
               sk += block_sum(tk, len);
             }
             rs.loss[b] = sl;
@@ -183,7 +186,7 @@ extern "C" void rk_cpu_value_loss(const rk_value_loss_args* a) {
         const float* __restrict rp = a->returns;
         float* __restrict gr = a->grad_values;
         const float c = a->clip;
-        alignas(64) float tl[kBlock], tc[kBlock];
+        alignas(64) float tl[kBlock];
         for (size_t b = b0; b < b1; ++b) {
           const float w = (float)agg_weight(a->aggregation, cnt[b], N, S, a->has_normalizer, a->normalizer);
           double sl = 0, sc = 0;
@@ -191,9 +194,8 @@ extern "C" void rk_cpu_value_loss(const rk_value_loss_args* a) {
           for (size_t t0 = 0; t0 < T; t0 += kBlock) {
             const size_t len = T - t0 < kBlock ? T - t0 : kBlock;
             const size_t k0 = base + t0;
-            value_sweep(vp + k0, op + k0, rp + k0, mask, k0, gr + k0, tl, tc, len, w, c);
+            sc += value_sweep(vp + k0, op + k0, rp + k0, mask, k0, gr + k0, tl, len, w, c);
             sl += block_sum(tl, len);
-            sc += block_sum(tc, len);
           }
           rs.loss[b] = sl;
           rs.clip[b] = sc;
