@@ -14,7 +14,7 @@
 import { native, type NativeCore } from '../native.js';
 import * as ref from '../reference/sampling.js';
 import type { Tensor, TensorLike } from '../tensor.js';
-import type { CommonOptions } from './rewards.js';
+import type { CommonOptions } from '../validate.js';
 import { f32Data, INT, LOGITS, logitsData, OpArgs } from '../validate.js';
 
 type F32 = Float32Array;
