@@ -1,0 +1,420 @@
+// CPU kernels of the prepacking family (SPEC §6).
+//
+// - Packing: first-fit decreasing over a max segment tree of the packs' remaining capacities
+//   (leftmost leaf with room ≥ len in O(log n)), best-fit decreasing over an ordered set of
+//   (remaining, pack) pairs (smallest remaining ≥ len, ties to the lowest pack). Both O(n log n).
+// - prepack's layout fill, attentionMask and unpack: one pass over the output, split over the pool.
+// - packedAttention: tiled (query tile × key tile), online softmax, the query heads that share a
+//   kv head processed together so each K/V tile is widened to f32 once; key tiles holding no key
+//   of a query tile's segments are skipped. Scratch per task is O(tile).
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <numeric>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "../core/prepack.hpp"
+#include "common.hpp"
+
+namespace rk {
+namespace {
+
+void sort_by_length_desc(const int32_t* len, size_t n, std::vector<int32_t>& idx) {
+  idx.resize(n);
+  std::iota(idx.begin(), idx.end(), 0);
+  std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return len[a] > len[b]; });
+}
+
+void pack_ffd(const rk_pack_args* a, const std::vector<int32_t>& idx, size_t placed, size_t* P) {
+  // Leaves are packs in opening order, all starting at `capacity`: the leftmost leaf with room is
+  // either an open pack (first fit) or the first unopened one (a new pack).
+  size_t size = 1;
+  while (size < placed) size <<= 1;
+  std::vector<int64_t> t(2 * size, a->capacity);
+  size_t used = 0;
+  for (size_t k = 0; k < placed; ++k) {
+    int32_t i = idx[k];
+    int64_t len = a->lengths[i];
+    size_t node = 1;
+    while (node < size) node = t[2 * node] >= len ? 2 * node : 2 * node + 1;
+    size_t pack = node - size;
+    a->pack_of[i] = (int32_t)pack;
+    a->offset_of[i] = (int32_t)(a->capacity - t[node]);
+    t[node] -= len;
+    for (node >>= 1; node; node >>= 1) t[node] = std::max(t[2 * node], t[2 * node + 1]);
+    if (pack + 1 > used) used = pack + 1;
+  }
+  for (size_t p = 0; p < used; ++p) a->pack_lengths[p] = (int32_t)(a->capacity - t[size + p]);
+  *P = used;
+}
+
+void pack_bfd(const rk_pack_args* a, const std::vector<int32_t>& idx, size_t placed, size_t* P) {
+  std::set<std::pair<int64_t, int32_t>> open;  // (remaining, pack): fullest-that-fits = lower_bound
+  std::vector<int64_t> load;
+  for (size_t k = 0; k < placed; ++k) {
+    int32_t i = idx[k];
+    int64_t len = a->lengths[i];
+    auto it = open.lower_bound({len, INT32_MIN});
+    int32_t pack;
+    if (it == open.end()) {
+      pack = (int32_t)load.size();
+      load.push_back(0);
+    } else {
+      pack = it->second;
+      open.erase(it);
+    }
+    a->pack_of[i] = pack;
+    a->offset_of[i] = (int32_t)load[pack];
+    load[pack] += len;
+    int64_t rem = a->capacity - load[pack];
+    if (rem > 0) open.insert({rem, pack});
+  }
+  for (size_t p = 0; p < load.size(); ++p) a->pack_lengths[p] = (int32_t)load[p];
+  *P = load.size();
+}
+
+// Rows × L elements per chunk of the elementwise passes.
+inline size_t row_grain(size_t L) { return std::max<size_t>(1, kElemGrain / std::max<size_t>(L, 1)); }
+
+}  // namespace
+}  // namespace rk
+
+extern "C" void rk_cpu_pack_sequences(const rk_pack_args* a) {
+  using namespace rk;
+  std::vector<int32_t> idx;
+  sort_by_length_desc(a->lengths, a->n, idx);
+  size_t placed = 0;
+  while (placed < a->n && a->lengths[idx[placed]] > 0) ++placed;
+  for (size_t k = placed; k < a->n; ++k) a->pack_of[idx[k]] = 0, a->offset_of[idx[k]] = 0;
+  size_t P = 0;
+  if (placed) {
+    if (a->algorithm == RK_PACK_BFD) pack_bfd(a, idx, placed, &P);
+    else pack_ffd(a, idx, placed, &P);
+  }
+  *a->num_packs = P;
+}
+
+extern "C" void rk_cpu_prepack_fill(const rk_prepack_fill_args* a) {
+  using namespace rk;
+  const size_t n = a->n, P = a->P, L = a->L;
+  std::vector<int64_t> start(n + 1, 0);
+  for (size_t i = 0; i < n; ++i) start[i + 1] = start[i] + a->src_lengths[i];
+  // Bucket the non-empty sequences by pack (stable), then by offset within the pack.
+  std::vector<size_t> first(P + 1, 0);
+  for (size_t i = 0; i < n; ++i)
+    if (a->lengths[i] > 0) ++first[(size_t)a->pack_of[i] + 1];
+  for (size_t p = 0; p < P; ++p) first[p + 1] += first[p];
+  std::vector<int32_t> byPack(first[P]);
+  {
+    std::vector<size_t> fill(first.begin(), first.end() - 1);
+    for (size_t i = 0; i < n; ++i)
+      if (a->lengths[i] > 0) byPack[fill[(size_t)a->pack_of[i]]++] = (int32_t)i;
+  }
+  const int32_t* off = a->offset_of;
+  for (size_t p = 0; p < P; ++p)
+    std::sort(byPack.begin() + first[p], byPack.begin() + first[p + 1], [&](int32_t x, int32_t y) { return off[x] < off[y]; });
+  size_t k = 0;
+  int64_t cu = 0;
+  a->cu_seqlens[0] = 0;
+  for (int32_t i : byPack) {
+    a->order[k++] = i;
+    cu += a->lengths[i];
+    a->cu_seqlens[k] = (int32_t)cu;
+  }
+  for (size_t i = 0; i < n; ++i)
+    if (a->lengths[i] <= 0) a->order[k] = (int32_t)i, a->cu_seqlens[++k] = (int32_t)cu;
+  for (size_t i = 0; i < n; ++i) {
+    int32_t len = a->lengths[i];
+    a->restore[i] = len > 0 ? (int32_t)((size_t)a->pack_of[i] * L + (size_t)a->offset_of[i] + (size_t)len - 1) : -1;
+    if (a->held) a->held[i] = a->src_lengths[i] > 0 ? a->tokens[start[i + 1] - 1] : a->pad_id;
+  }
+  parallel_for(P, row_grain(L), [&](size_t p0, size_t p1) {
+    for (size_t p = p0; p < p1; ++p) {
+      int32_t* ids = a->input_ids + p * L;
+      int32_t* pos = a->position_ids + p * L;
+      int32_t* seg = a->segment_ids + p * L;
+      std::fill(ids, ids + L, a->pad_id);
+      std::fill(pos, pos + L, 0);
+      std::fill(seg, seg + L, 0);
+      for (size_t r = first[p]; r < first[p + 1]; ++r) {
+        int32_t i = byPack[r];
+        size_t o = (size_t)a->offset_of[i], len = (size_t)a->lengths[i];
+        memcpy(ids + o, a->tokens + start[i], len * sizeof(int32_t));
+        for (size_t t = 0; t < len; ++t) pos[o + t] = (int32_t)t;
+        std::fill(seg + o, seg + o + len, (int32_t)(r - first[p] + 1));
+      }
+    }
+  });
+}
+
+extern "C" void rk_cpu_attention_mask(const rk_attention_mask_args* a) {
+  using namespace rk;
+  const size_t L = a->L;
+  const bool additive = a->format == RK_MASK_FORMAT_ADDITIVE;
+  parallel_for(a->P * L, row_grain(L), [&](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; ++r) {
+      const size_t p = r / L, i = r % L;
+      const int32_t* seg = a->segment_ids + p * L;
+      const int32_t si = seg[i];
+      if (additive) {
+        float* row = static_cast<float*>(a->mask) + r * L;
+        if (si == 0) {
+          std::fill(row, row + L, -inf_f());
+          continue;
+        }
+        simd_dispatch([&]() RK_LOOP {
+          const int32_t* __restrict s = seg;
+          float* __restrict o = row;
+          const float ninf = -inf_f();
+          for (size_t j = 0; j <= i; ++j) o[j] = s[j] == si ? 0.0f : ninf;
+        });
+        std::fill(row + i + 1, row + L, -inf_f());
+      } else {
+        uint8_t* row = static_cast<uint8_t*>(a->mask) + r * L;
+        if (si == 0) {
+          memset(row, 0, L);
+          continue;
+        }
+        simd_dispatch([&]() RK_LOOP {
+          const int32_t* __restrict s = seg;
+          uint8_t* __restrict o = row;
+          for (size_t j = 0; j <= i; ++j) o[j] = (uint8_t)(s[j] == si);
+        });
+        memset(row + i + 1, 0, L - i - 1);
+      }
+    }
+  });
+}
+
+extern "C" void rk_cpu_unpack(const rk_unpack_args* a) {
+  using namespace rk;
+  const size_t D = a->D, M = a->max_len, L = a->L;
+  const size_t rowElems = M * D;
+  parallel_for(a->n, row_grain(rowElems), [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) {
+      float* dst = a->rows + i * rowElems;
+      size_t len = a->lengths[i] > 0 ? (size_t)a->lengths[i] : 0;
+      memset(dst, 0, (M - len) * D * sizeof(float));
+      if (len)
+        memcpy(dst + (M - len) * D, a->packed + ((size_t)a->pack_of[i] * L + (size_t)a->offset_of[i]) * D, len * D * sizeof(float));
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// packedAttention
+
+namespace rk {
+namespace {
+
+constexpr size_t kBK = 64;  // keys per tile
+
+struct AttnScratch {
+  std::vector<float> q, o, kt, v, s, m, l;
+  std::vector<int32_t> rowSeg, rowPos, segs;
+};
+
+// Work item (p, g, query tile): the G query heads of kv head g over rows [i0, i1), folded into
+// M = G·(i1 − i0) rows (row r = head hh, position i0 + r % nq).
+template <int DT>
+void attention_task(const rk_packed_attention_args* a, size_t p, size_t g, size_t i0, size_t i1, AttnScratch& w,
+                    uint64_t* computed, uint64_t* skipped) {
+  const size_t L = a->L, H = a->H, Hkv = a->Hkv, Dh = a->Dh, G = H / Hkv;
+  const size_t nq = i1 - i0, M = G * nq;
+  const int32_t* seg = a->segment_ids + p * L;
+  const float scale = a->scale;
+  // Distinct non-zero segments of the tile, and the first key any of them can see.
+  w.segs.clear();
+  for (size_t i = i0; i < i1; ++i)
+    if (seg[i] != 0 && std::find(w.segs.begin(), w.segs.end(), seg[i]) == w.segs.end()) w.segs.push_back(seg[i]);
+  float* outBase = a->out;
+  auto outRow = [&](size_t r) { return outBase + (((p * L) + i0 + r % nq) * H + g * G + r / nq) * Dh; };
+  if (w.segs.empty()) {
+    for (size_t r = 0; r < M; ++r) memset(outRow(r), 0, Dh * sizeof(float));
+    return;
+  }
+  size_t lo = i0;
+  for (size_t j = 0; j < i0; ++j)
+    if (std::find(w.segs.begin(), w.segs.end(), seg[j]) != w.segs.end()) { lo = j; break; }
+  w.q.resize(M * Dh);
+  w.o.assign(M * Dh, 0.0f);
+  w.kt.resize(Dh * kBK);
+  w.v.resize(kBK * Dh);
+  w.s.resize(M * kBK);
+  w.m.resize(M);
+  w.l.resize(M);
+  w.rowSeg.resize(M);
+  w.rowPos.resize(M);
+  for (size_t r = 0; r < M; ++r) {
+    size_t i = i0 + r % nq, h = g * G + r / nq;
+    w.rowSeg[r] = seg[i];
+    w.rowPos[r] = (int32_t)i;
+    w.m[r] = -inf_f();
+    w.l[r] = 0.0f;
+    const size_t base = ((p * L + i) * H + h) * Dh;
+    float* qr = w.q.data() + r * Dh;
+    for (size_t d = 0; d < Dh; ++d) qr[d] = load_qkv<DT>(a->q, base + d) * scale;
+  }
+  const size_t kt0 = lo / kBK, kt1 = (i1 - 1) / kBK;
+  *skipped += kt0 * G;  // key tiles before the first one the tile's segments can see
+  for (size_t kt = kt0; kt <= kt1; ++kt) {
+    const size_t j0 = kt * kBK, j1 = std::min(L, j0 + kBK), nk = j1 - j0;
+    bool any = false;
+    for (size_t j = j0; j < j1 && !any; ++j)
+      any = std::find(w.segs.begin(), w.segs.end(), seg[j]) != w.segs.end();
+    if (!any) { *skipped += G; continue; }
+    *computed += G;
+    // K tile transposed (kt[d][j]) and V tile (v[j][d]), widened to f32; absent keys zero.
+    for (size_t j = 0; j < kBK; ++j) {
+      if (j < nk) {
+        const size_t base = ((p * L + j0 + j) * Hkv + g) * Dh;
+        for (size_t d = 0; d < Dh; ++d) {
+          w.kt[d * kBK + j] = load_qkv<DT>(a->k, base + d);
+          w.v[j * Dh + d] = load_qkv<DT>(a->v, base + d);
+        }
+      } else {
+        for (size_t d = 0; d < Dh; ++d) w.kt[d * kBK + j] = 0.0f, w.v[j * Dh + d] = 0.0f;
+      }
+    }
+    // S = Q·Kᵀ, four rows at a time (each K tile row loaded once per four FMAs).
+    simd_dispatch([&]() RK_LOOP {
+      const float* __restrict Q = w.q.data();
+      const float* __restrict K = w.kt.data();
+      float* __restrict S = w.s.data();
+      size_t r = 0;
+      for (; r + 4 <= M; r += 4) {
+        float s0[kBK] = {}, s1[kBK] = {}, s2[kBK] = {}, s3[kBK] = {};
+        const float* q0 = Q + r * Dh;
+        for (size_t d = 0; d < Dh; ++d) {
+          const float a0 = q0[d], a1 = q0[Dh + d], a2 = q0[2 * Dh + d], a3 = q0[3 * Dh + d];
+          const float* kd = K + d * kBK;
+          for (size_t j = 0; j < kBK; ++j) {
+            s0[j] += a0 * kd[j];
+            s1[j] += a1 * kd[j];
+            s2[j] += a2 * kd[j];
+            s3[j] += a3 * kd[j];
+          }
+        }
+        for (size_t j = 0; j < kBK; ++j) {
+          S[r * kBK + j] = s0[j];
+          S[(r + 1) * kBK + j] = s1[j];
+          S[(r + 2) * kBK + j] = s2[j];
+          S[(r + 3) * kBK + j] = s3[j];
+        }
+      }
+      for (; r < M; ++r) {
+        float s0[kBK] = {};
+        for (size_t d = 0; d < Dh; ++d) {
+          const float a0 = Q[r * Dh + d];
+          const float* kd = K + d * kBK;
+          for (size_t j = 0; j < kBK; ++j) s0[j] += a0 * kd[j];
+        }
+        for (size_t j = 0; j < kBK; ++j) S[r * kBK + j] = s0[j];
+      }
+    });
+    // Mask, online softmax, O += P·V.
+    for (size_t r = 0; r < M; ++r) {
+      const int32_t sr = w.rowSeg[r];
+      if (sr == 0) continue;
+      const size_t i = (size_t)w.rowPos[r];
+      if (j0 > i) continue;
+      float* srow = w.s.data() + r * kBK;
+      const size_t jmax = std::min(nk, i - j0 + 1);  // keys j0 … j0+jmax−1 are ≤ i
+      float mt = -inf_f();
+      bool anyValid = false;
+      for (size_t j = 0; j < kBK; ++j) {
+        bool valid = j < jmax && seg[j0 + j] == sr;
+        srow[j] = valid ? srow[j] : -inf_f();
+        anyValid |= valid;
+        mt = maxf(mt, srow[j]);
+      }
+      if (!anyValid) continue;
+      float alpha;
+      {
+        float mo = w.m[r];
+        float mn = maxf(mo, mt);
+        alpha = mo == -inf_f() ? 0.0f : expf_(mo - mn);
+        if (mt != mt) mn = mt;  // NaN in a counted score propagates
+        w.m[r] = mn;
+      }
+      const float mn = w.m[r];
+      float lsum = 0.0f;
+      simd_dispatch([&]() RK_LOOP {
+        float* __restrict sr_ = srow;
+        float acc = 0.0f;
+        for (size_t j = 0; j < kBK; ++j) {
+          float e = expf_(sr_[j] - mn);
+          sr_[j] = e;
+          acc += e;
+        }
+        lsum = acc;
+      });
+      w.l[r] = w.l[r] * alpha + lsum;
+      float* orow = w.o.data() + r * Dh;
+      simd_dispatch([&]() RK_LOOP {
+        float* __restrict O = orow;
+        const float* __restrict V = w.v.data();
+        const float* __restrict Pr = srow;
+        for (size_t d = 0; d < Dh; ++d) O[d] *= alpha;
+        for (size_t j = 0; j < jmax; ++j) {
+          const float pj = Pr[j];
+          if (pj == 0.0f) continue;  // masked keys (and their possibly non-finite values) are never read
+          const float* vj = V + j * Dh;
+          for (size_t d = 0; d < Dh; ++d) O[d] += pj * vj[d];
+        }
+      });
+    }
+  }
+  for (size_t r = 0; r < M; ++r) {
+    float* dst = outRow(r);
+    if (w.rowSeg[r] == 0) {
+      memset(dst, 0, Dh * sizeof(float));
+      continue;
+    }
+    const float inv = 1.0f / w.l[r];
+    const float* o = w.o.data() + r * Dh;
+    for (size_t d = 0; d < Dh; ++d) dst[d] = o[d] * inv;
+  }
+}
+
+template <int DT>
+void packed_attention(const rk_packed_attention_args* a) {
+  const size_t L = a->L, G = a->H / a->Hkv;
+  // Query rows per tile: about 64 folded rows (G heads × nq positions), at least 16 positions.
+  size_t BQ = std::max<size_t>(16, std::min<size_t>(64, 64 / std::max<size_t>(G, 1)));
+  const size_t nqt = (L + BQ - 1) / BQ;
+  const size_t tasks = a->P * a->Hkv * nqt;
+  std::atomic<uint64_t> comp{0}, skip{0};
+  parallel_for(tasks, 1, [&](size_t t0, size_t t1) {
+    AttnScratch w;
+    uint64_t c = 0, s = 0;
+    for (size_t t = t0; t < t1; ++t) {
+      // Largest query tiles (the most keys) first within each pack/head for better balance.
+      size_t qt = nqt - 1 - t % nqt, ph = t / nqt, g = ph % a->Hkv, p = ph / a->Hkv;
+      size_t i0 = qt * BQ, i1 = std::min(L, i0 + BQ);
+      attention_task<DT>(a, p, g, i0, i1, w, &c, &s);
+    }
+    comp += c;
+    skip += s;
+  });
+  if (a->tiles_computed) *a->tiles_computed = comp;
+  if (a->tiles_skipped) *a->tiles_skipped = skip;
+}
+
+}  // namespace
+}  // namespace rk
+
+extern "C" void rk_cpu_packed_attention(const rk_packed_attention_args* a) {
+  using namespace rk;
+  if (a->P * a->L * a->H * a->Dh == 0 || a->Hkv == 0) {
+    if (a->out) memset(a->out, 0, a->P * a->L * a->H * a->Dh * sizeof(float));
+    if (a->tiles_computed) *a->tiles_computed = 0;
+    if (a->tiles_skipped) *a->tiles_skipped = 0;
+    return;
+  }
+  if (a->dtype == RK_DT_F16) packed_attention<RK_DT_F16>(a);
+  else if (a->dtype == RK_DT_BF16) packed_attention<RK_DT_BF16>(a);
+  else packed_attention<RK_DT_F32>(a);
+}
