@@ -58,6 +58,7 @@ function checkLayout(c: any, lay: Layout, lengths: number[], capacity: number, P
 
 /** Whether the layout equals the reference one on every entry that `open` does not exempt. */
 function isReferenceLayout(c: any, lay: Layout): boolean {
+  if (!c.expected?.packOf || !c.expected?.offsetOf) return false;
   const open = c.open ?? {};
   const skip = (name: string, i: number) => (open[name] ?? []).includes(i);
   const ep = c.expected.packOf.data, eo = c.expected.offsetOf.data;

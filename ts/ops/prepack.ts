@@ -14,6 +14,7 @@ import { native, type NativeCore } from '../native.js';
 import * as ref from '../reference/prepack.js';
 import { readFloat, type Tensor, type TensorLike } from '../tensor.js';
 import { f32Data, INT, LOGITS, OpArgs } from '../validate.js';
+import type { CommonOptions } from './rewards.js';
 
 type I32 = Int32Array;
 interface PrepackNative extends NativeCore {
@@ -31,9 +32,6 @@ interface PrepackNative extends NativeCore {
 }
 const nat = () => native as PrepackNative;
 
-export interface CommonOptions {
-  backend?: 'auto' | 'cpu' | 'cuda' | 'js';
-}
 type Out<K extends string> = { out?: Partial<Record<K, TensorLike>> };
 
 export type PackAlgorithm = ref.PackAlgorithm;
