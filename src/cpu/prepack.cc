@@ -212,16 +212,18 @@ namespace {
 constexpr size_t kBK = 64;  // keys per tile
 
 struct AttnScratch {
-  std::vector<float> q, o, kt, v, s, m, l;
+  std::vector<float> q, o, kt, v, s, m, l, alpha;
   std::vector<int32_t> rowSeg, rowPos, segs;
 };
 
 // Work item (p, g, query tile): the G query heads of kv head g over rows [i0, i1), folded into
-// M = G·(i1 − i0) rows (row r = head hh, position i0 + r % nq).
+// M = G·(i1 − i0) rows (row r = head hh, position i0 + r % nq). Rows of Q, O and V are padded to
+// Dp = Dh rounded up to 16 floats (zeros), so the P·V loop runs on whole vectors.
 template <int DT>
 void attention_task(const rk_packed_attention_args* a, size_t p, size_t g, size_t i0, size_t i1, AttnScratch& w,
                     uint64_t* computed, uint64_t* skipped) {
   const size_t L = a->L, H = a->H, Hkv = a->Hkv, Dh = a->Dh, G = H / Hkv;
+  const size_t Dp = (Dh + 15) & ~(size_t)15;
   const size_t nq = i1 - i0, M = G * nq;
   const int32_t* seg = a->segment_ids + p * L;
   const float scale = a->scale;
@@ -238,13 +240,14 @@ void attention_task(const rk_packed_attention_args* a, size_t p, size_t g, size_
   size_t lo = i0;
   for (size_t j = 0; j < i0; ++j)
     if (std::find(w.segs.begin(), w.segs.end(), seg[j]) != w.segs.end()) { lo = j; break; }
-  w.q.resize(M * Dh);
-  w.o.assign(M * Dh, 0.0f);
+  w.q.assign(M * Dp, 0.0f);
+  w.o.assign(M * Dp, 0.0f);
   w.kt.resize(Dh * kBK);
-  w.v.resize(kBK * Dh);
+  w.v.assign(kBK * Dp, 0.0f);
   w.s.resize(M * kBK);
   w.m.resize(M);
   w.l.resize(M);
+  w.alpha.resize(M);
   w.rowSeg.resize(M);
   w.rowPos.resize(M);
   for (size_t r = 0; r < M; ++r) {
@@ -253,8 +256,9 @@ void attention_task(const rk_packed_attention_args* a, size_t p, size_t g, size_
     w.rowPos[r] = (int32_t)i;
     w.m[r] = -inf_f();
     w.l[r] = 0.0f;
+    if (seg[i] == 0) continue;
     const size_t base = ((p * L + i) * H + h) * Dh;
-    float* qr = w.q.data() + r * Dh;
+    float* qr = w.q.data() + r * Dp;
     for (size_t d = 0; d < Dh; ++d) qr[d] = load_qkv<DT>(a->q, base + d) * scale;
   }
   const size_t kt0 = lo / kBK, kt1 = (i1 - 1) / kBK;
@@ -266,16 +270,22 @@ void attention_task(const rk_packed_attention_args* a, size_t p, size_t g, size_
       any = std::find(w.segs.begin(), w.segs.end(), seg[j]) != w.segs.end();
     if (!any) { *skipped += G; continue; }
     *computed += G;
-    // K tile transposed (kt[d][j]) and V tile (v[j][d]), widened to f32; absent keys zero.
+    // K tile transposed (kt[d][j]) and V tile (v[j][d]), widened to f32. Keys that no row of the
+    // tile can see (other segments, padding, past the end) are zeros: never read into a result.
+    bool finite = true;
     for (size_t j = 0; j < kBK; ++j) {
-      if (j < nk) {
+      bool use = j < nk && std::find(w.segs.begin(), w.segs.end(), seg[j0 + j]) != w.segs.end();
+      float* vr = w.v.data() + j * Dp;
+      if (use) {
         const size_t base = ((p * L + j0 + j) * Hkv + g) * Dh;
         for (size_t d = 0; d < Dh; ++d) {
           w.kt[d * kBK + j] = load_qkv<DT>(a->k, base + d);
-          w.v[j * Dh + d] = load_qkv<DT>(a->v, base + d);
+          float x = load_qkv<DT>(a->v, base + d);
+          finite &= absf(x) < inf_f();
+          vr[d] = x;
         }
       } else {
-        for (size_t d = 0; d < Dh; ++d) w.kt[d * kBK + j] = 0.0f, w.v[j * Dh + d] = 0.0f;
+        for (size_t d = 0; d < Dh; ++d) w.kt[d * kBK + j] = 0.0f, vr[d] = 0.0f;
       }
     }
     // S = Q·Kᵀ, four rows at a time (each K tile row loaded once per four FMAs).
@@ -286,9 +296,9 @@ void attention_task(const rk_packed_attention_args* a, size_t p, size_t g, size_
       size_t r = 0;
       for (; r + 4 <= M; r += 4) {
         float s0[kBK] = {}, s1[kBK] = {}, s2[kBK] = {}, s3[kBK] = {};
-        const float* q0 = Q + r * Dh;
+        const float* q0 = Q + r * Dp;
         for (size_t d = 0; d < Dh; ++d) {
-          const float a0 = q0[d], a1 = q0[Dh + d], a2 = q0[2 * Dh + d], a3 = q0[3 * Dh + d];
+          const float a0 = q0[d], a1 = q0[Dp + d], a2 = q0[2 * Dp + d], a3 = q0[3 * Dp + d];
           const float* kd = K + d * kBK;
           for (size_t j = 0; j < kBK; ++j) {
             s0[j] += a0 * kd[j];
@@ -307,20 +317,20 @@ void attention_task(const rk_packed_attention_args* a, size_t p, size_t g, size_
       for (; r < M; ++r) {
         float s0[kBK] = {};
         for (size_t d = 0; d < Dh; ++d) {
-          const float a0 = Q[r * Dh + d];
+          const float a0 = Q[r * Dp + d];
           const float* kd = K + d * kBK;
           for (size_t j = 0; j < kBK; ++j) s0[j] += a0 * kd[j];
         }
         for (size_t j = 0; j < kBK; ++j) S[r * kBK + j] = s0[j];
       }
     });
-    // Mask, online softmax, O += P·V.
+    // Mask and online softmax per row: S becomes P = e^{s − m'}, alpha = e^{m − m'}.
     for (size_t r = 0; r < M; ++r) {
-      const int32_t sr = w.rowSeg[r];
-      if (sr == 0) continue;
-      const size_t i = (size_t)w.rowPos[r];
-      if (j0 > i) continue;
       float* srow = w.s.data() + r * kBK;
+      const int32_t sr = w.rowSeg[r];
+      const size_t i = (size_t)w.rowPos[r];
+      w.alpha[r] = 1.0f;
+      if (sr == 0 || j0 > i) { memset(srow, 0, kBK * sizeof(float)); continue; }
       const size_t jmax = std::min(nk, i - j0 + 1);  // keys j0 … j0+jmax−1 are ≤ i
       float mt = -inf_f();
       bool anyValid = false;
@@ -330,41 +340,79 @@ void attention_task(const rk_packed_attention_args* a, size_t p, size_t g, size_
         anyValid |= valid;
         mt = maxf(mt, srow[j]);
       }
-      if (!anyValid) continue;
-      float alpha;
-      {
-        float mo = w.m[r];
-        float mn = maxf(mo, mt);
-        alpha = mo == -inf_f() ? 0.0f : expf_(mo - mn);
-        if (mt != mt) mn = mt;  // NaN in a counted score propagates
-        w.m[r] = mn;
-      }
-      const float mn = w.m[r];
+      if (!anyValid) { memset(srow, 0, kBK * sizeof(float)); continue; }
+      const float mo = w.m[r];
+      const float mn = maxf(mo, mt);
+      w.alpha[r] = mo == -inf_f() ? 0.0f : expf_(mo - mn);
+      w.m[r] = mn;
       float lsum = 0.0f;
       simd_dispatch([&]() RK_LOOP {
         float* __restrict sr_ = srow;
-        float acc = 0.0f;
-        for (size_t j = 0; j < kBK; ++j) {
-          float e = expf_(sr_[j] - mn);
-          sr_[j] = e;
-          acc += e;
-        }
-        lsum = acc;
+        for (size_t j = 0; j < kBK; ++j) sr_[j] = expf_(sr_[j] - mn);
       });
-      w.l[r] = w.l[r] * alpha + lsum;
-      float* orow = w.o.data() + r * Dh;
+      for (size_t j = 0; j < kBK; ++j) lsum += srow[j];
+      w.l[r] = w.l[r] * w.alpha[r] + lsum;
+    }
+    // O = alpha·O + P·V. With finite V every masked P entry is an exact 0 times a finite value.
+    if (finite) {
       simd_dispatch([&]() RK_LOOP {
-        float* __restrict O = orow;
         const float* __restrict V = w.v.data();
-        const float* __restrict Pr = srow;
-        for (size_t d = 0; d < Dh; ++d) O[d] *= alpha;
-        for (size_t j = 0; j < jmax; ++j) {
-          const float pj = Pr[j];
-          if (pj == 0.0f) continue;  // masked keys (and their possibly non-finite values) are never read
-          const float* vj = V + j * Dh;
-          for (size_t d = 0; d < Dh; ++d) O[d] += pj * vj[d];
+        const float* __restrict Pm = w.s.data();
+        float* __restrict O = w.o.data();
+        size_t r = 0;
+        for (; r + 4 <= M; r += 4) {
+          const float* p0 = Pm + r * kBK;
+          for (size_t d0 = 0; d0 < Dp; d0 += 16) {
+            float c0[16], c1[16], c2[16], c3[16];
+            const float al0 = w.alpha[r], al1 = w.alpha[r + 1], al2 = w.alpha[r + 2], al3 = w.alpha[r + 3];
+            for (size_t e = 0; e < 16; ++e) {
+              c0[e] = O[r * Dp + d0 + e] * al0;
+              c1[e] = O[(r + 1) * Dp + d0 + e] * al1;
+              c2[e] = O[(r + 2) * Dp + d0 + e] * al2;
+              c3[e] = O[(r + 3) * Dp + d0 + e] * al3;
+            }
+            for (size_t j = 0; j < nk; ++j) {
+              const float b0 = p0[j], b1 = p0[kBK + j], b2 = p0[2 * kBK + j], b3 = p0[3 * kBK + j];
+              const float* vj = V + j * Dp + d0;
+              for (size_t e = 0; e < 16; ++e) {
+                c0[e] += b0 * vj[e];
+                c1[e] += b1 * vj[e];
+                c2[e] += b2 * vj[e];
+                c3[e] += b3 * vj[e];
+              }
+            }
+            for (size_t e = 0; e < 16; ++e) {
+              O[r * Dp + d0 + e] = c0[e];
+              O[(r + 1) * Dp + d0 + e] = c1[e];
+              O[(r + 2) * Dp + d0 + e] = c2[e];
+              O[(r + 3) * Dp + d0 + e] = c3[e];
+            }
+          }
+        }
+        for (; r < M; ++r) {
+          const float* p0 = Pm + r * kBK;
+          const float al = w.alpha[r];
+          for (size_t d = 0; d < Dp; ++d) O[r * Dp + d] *= al;
+          for (size_t j = 0; j < nk; ++j) {
+            const float b0 = p0[j];
+            const float* vj = V + j * Dp;
+            for (size_t d = 0; d < Dp; ++d) O[r * Dp + d] += b0 * vj[d];
+          }
         }
       });
+    } else {
+      // A non-finite value in V: only the rows that see it may read it (skip exact-zero weights).
+      for (size_t r = 0; r < M; ++r) {
+        const float* pr = w.s.data() + r * kBK;
+        float* orow = w.o.data() + r * Dp;
+        const float al = w.alpha[r];
+        for (size_t d = 0; d < Dp; ++d) orow[d] *= al;
+        for (size_t j = 0; j < nk; ++j) {
+          if (pr[j] == 0.0f) continue;
+          const float* vj = w.v.data() + j * Dp;
+          for (size_t d = 0; d < Dp; ++d) orow[d] += pr[j] * vj[d];
+        }
+      }
     }
   }
   for (size_t r = 0; r < M; ++r) {
@@ -374,7 +422,7 @@ void attention_task(const rk_packed_attention_args* a, size_t p, size_t g, size_
       continue;
     }
     const float inv = 1.0f / w.l[r];
-    const float* o = w.o.data() + r * Dh;
+    const float* o = w.o.data() + r * Dp;
     for (size_t d = 0; d < Dh; ++d) dst[d] = o[d] * inv;
   }
 }
