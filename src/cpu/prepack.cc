@@ -168,7 +168,9 @@ extern "C" void rk_cpu_attention_mask(const rk_attention_mask_args* a) {
           const int32_t* __restrict s = seg;
           float* __restrict o = row;
           const float ninf = -inf_f();
-          for (size_t j = 0; j <= i; ++j) o[j] = s[j] == si ? 0.0f : ninf;
+          const int32_t key = si;
+          const size_t nj = i + 1;
+          for (size_t j = 0; j < nj; ++j) o[j] = s[j] == key ? 0.0f : ninf;
         });
         std::fill(row + i + 1, row + L, -inf_f());
       } else {
@@ -180,7 +182,9 @@ extern "C" void rk_cpu_attention_mask(const rk_attention_mask_args* a) {
         simd_dispatch([&]() RK_LOOP {
           const int32_t* __restrict s = seg;
           uint8_t* __restrict o = row;
-          for (size_t j = 0; j <= i; ++j) o[j] = (uint8_t)(s[j] == si);
+          const int32_t key = si;
+          const size_t nj = i + 1;
+          for (size_t j = 0; j < nj; ++j) o[j] = s[j] == key ? (uint8_t)1 : (uint8_t)0;
         });
         memset(row + i + 1, 0, L - i - 1);
       }
