@@ -217,7 +217,7 @@ constexpr size_t kBK = 64;  // keys per tile
 
 struct AttnScratch {
   std::vector<float> q, o, kt, v, s, m, l, alpha;
-  std::vector<int32_t> rowSeg, rowPos, segs;
+  std::vector<int32_t> rowSeg, rowPos, segs, kseg;
 };
 
 // Work item (p, g, query tile): the G query heads of kv head g over rows [i0, i1), folded into
@@ -277,8 +277,10 @@ void attention_task(const rk_packed_attention_args* a, size_t p, size_t g, size_
     // K tile transposed (kt[d][j]) and V tile (v[j][d]), widened to f32. Keys that no row of the
     // tile can see (other segments, padding, past the end) are zeros: never read into a result.
     bool finite = true;
+    w.kseg.resize(kBK);
     for (size_t j = 0; j < kBK; ++j) {
       bool use = j < nk && std::find(w.segs.begin(), w.segs.end(), seg[j0 + j]) != w.segs.end();
+      w.kseg[j] = use ? seg[j0 + j] : 0;
       float* vr = w.v.data() + j * Dp;
       if (use) {
         const size_t base = ((p * L + j0 + j) * Hkv + g) * Dh;
@@ -328,35 +330,52 @@ void attention_task(const rk_packed_attention_args* a, size_t p, size_t g, size_
         for (size_t j = 0; j < kBK; ++j) S[r * kBK + j] = s0[j];
       }
     });
-    // Mask and online softmax per row: S becomes P = e^{s − m'}, alpha = e^{m − m'}.
-    for (size_t r = 0; r < M; ++r) {
-      float* srow = w.s.data() + r * kBK;
-      const int32_t sr = w.rowSeg[r];
-      const size_t i = (size_t)w.rowPos[r];
-      w.alpha[r] = 1.0f;
-      if (sr == 0 || j0 > i) { memset(srow, 0, kBK * sizeof(float)); continue; }
-      const size_t jmax = std::min(nk, i - j0 + 1);  // keys j0 … j0+jmax−1 are ≤ i
-      float mt = -inf_f();
-      bool anyValid = false;
-      for (size_t j = 0; j < kBK; ++j) {
-        bool valid = j < jmax && seg[j0 + j] == sr;
-        srow[j] = valid ? srow[j] : -inf_f();
-        anyValid |= valid;
-        mt = maxf(mt, srow[j]);
+    // Mask and online softmax per row: S becomes P = e^{s − m'}, alpha = e^{m − m'}. Vector loops
+    // over 16-wide lanes (max and sum kept per lane, then folded).
+    simd_dispatch([&]() RK_LOOP {
+      const int32_t* __restrict ks = w.kseg.data();
+      for (size_t r = 0; r < M; ++r) {
+        float* __restrict srow = w.s.data() + r * kBK;
+        const int32_t sr = w.rowSeg[r];
+        const size_t i = (size_t)w.rowPos[r];
+        w.alpha[r] = 1.0f;
+        if (sr == 0 || j0 > i) { memset(srow, 0, kBK * sizeof(float)); continue; }
+        const size_t jmax = std::min(nk, i - j0 + 1);  // keys j0 … j0+jmax−1 are ≤ i
+        const float ninf = -inf_f();
+        float mx[16];
+        int32_t nv[16];
+        for (size_t e = 0; e < 16; ++e) mx[e] = ninf, nv[e] = 0;
+        for (size_t jb = 0; jb < kBK; jb += 16)
+          for (size_t e = 0; e < 16; ++e) {
+            const size_t j = jb + e;
+            const bool valid = (j < jmax) & (ks[j] == sr);
+            const float x = valid ? srow[j] : ninf;
+            srow[j] = x;
+            mx[e] = maxf(mx[e], x);
+            nv[e] += valid ? 1 : 0;
+          }
+        float mt = ninf;
+        int32_t count = 0;
+        for (size_t e = 0; e < 16; ++e) mt = maxf(mt, mx[e]), count += nv[e];
+        // (a NaN score may be dropped by the max; its e^{NaN − m'} still makes this row NaN)
+        if (count == 0) { memset(srow, 0, kBK * sizeof(float)); continue; }
+        const float mo = w.m[r];
+        const float mn = maxf(mo, mt);
+        w.alpha[r] = mo == ninf ? 0.0f : expf_(mo - mn);
+        w.m[r] = mn;
+        float acc[16];
+        for (size_t e = 0; e < 16; ++e) acc[e] = 0.0f;
+        for (size_t jb = 0; jb < kBK; jb += 16)
+          for (size_t e = 0; e < 16; ++e) {
+            const float x = expf_(srow[jb + e] - mn);
+            srow[jb + e] = x;
+            acc[e] += x;
+          }
+        float lsum = 0.0f;
+        for (size_t e = 0; e < 16; ++e) lsum += acc[e];
+        w.l[r] = w.l[r] * w.alpha[r] + lsum;
       }
-      if (!anyValid) { memset(srow, 0, kBK * sizeof(float)); continue; }
-      const float mo = w.m[r];
-      const float mn = maxf(mo, mt);
-      w.alpha[r] = mo == -inf_f() ? 0.0f : expf_(mo - mn);
-      w.m[r] = mn;
-      float lsum = 0.0f;
-      simd_dispatch([&]() RK_LOOP {
-        float* __restrict sr_ = srow;
-        for (size_t j = 0; j < kBK; ++j) sr_[j] = expf_(sr_[j] - mn);
-      });
-      for (size_t j = 0; j < kBK; ++j) lsum += srow[j];
-      w.l[r] = w.l[r] * w.alpha[r] + lsum;
-    }
+    });
     // O = alpha·O + P·V. With finite V every masked P entry is an exact 0 times a finite value.
     if (finite) {
       simd_dispatch([&]() RK_LOOP {
