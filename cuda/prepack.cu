@@ -496,10 +496,18 @@ cudaError_t rk_launch_packed_attention(const rk_packed_attention_args& a, cudaSt
   auto* comp = reinterpret_cast<unsigned long long*>(a.tiles_computed);
   auto* skip = reinterpret_cast<unsigned long long*>(a.tiles_skipped);
   if (!comp || !skip) comp = skip = nullptr;
-  if (a.dtype == RK_DT_F16 && a.Dh == 64) return launch_wmma<__half, 64>(a, comp, skip, s);
-  if (a.dtype == RK_DT_F16 && a.Dh == 128) return launch_wmma<__half, 128>(a, comp, skip, s);
-  if (a.dtype == RK_DT_BF16 && a.Dh == 64) return launch_wmma<__nv_bfloat16, 64>(a, comp, skip, s);
-  if (a.dtype == RK_DT_BF16 && a.Dh == 128) return launch_wmma<__nv_bfloat16, 128>(a, comp, skip, s);
+  // Tensor cores (WMMA on f16/bf16) need sm_80+; older devices take the SIMT kernel.
+  static int major = -1;
+  if (major < 0) {
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
+      major = 0;
+  }
+  const bool tc = major >= 8;
+  if (tc && a.dtype == RK_DT_F16 && a.Dh == 64) return launch_wmma<__half, 64>(a, comp, skip, s);
+  if (tc && a.dtype == RK_DT_F16 && a.Dh == 128) return launch_wmma<__half, 128>(a, comp, skip, s);
+  if (tc && a.dtype == RK_DT_BF16 && a.Dh == 64) return launch_wmma<__nv_bfloat16, 64>(a, comp, skip, s);
+  if (tc && a.dtype == RK_DT_BF16 && a.Dh == 128) return launch_wmma<__nv_bfloat16, 128>(a, comp, skip, s);
   if (a.Dh <= 128) return launch_simt<32>(a, comp, skip, s);
   if (a.Dh <= 384) return launch_simt<16>(a, comp, skip, s);
   if (a.Dh <= 1024) return launch_simt<8>(a, comp, skip, s);
