@@ -1,8 +1,9 @@
-// GPU bench of the prepacking family: the Prepacking comparison (padded batch vs prepacked bins)
+// GPU check and bench of the prepacking family: CUDA vs CPU kernels on random inputs; the Prepacking comparison (padded batch vs prepacked bins)
 // for packedAttention on device-resident data, f16 packedAttention TFLOP/s on long segments, and
 // attentionMask / unpack bandwidth. Length lists: the first 64 prompts of bench/data/*.json,
 // regenerated here by the same deterministic generator (bench/data/generate.ts).
 #include <algorithm>
+#include <tuple>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -98,7 +99,107 @@ struct Attn {
 
 }  // namespace
 
+// CUDA entry points (host pointers) against the CPU kernels on random inputs.
+static void check_prepack(rkg::Reporter& r) {
+  rkg::Rand g(61);
+  char err[512] = {0};
+  // Segment ids: prepack-style contiguous runs plus padding, and arbitrary (non-contiguous) ids.
+  auto runs = [&](size_t P, size_t L) {
+    std::vector<int32_t> s(P * L, 0);
+    for (size_t p = 0; p < P; ++p) {
+      size_t i = 0;
+      int32_t id = 1;
+      while (i < L) {
+        size_t len = 1 + g.next() % (L / 3 + 1);
+        if (g.uniform(0, 1) < 0.15f) break;  // the rest is padding
+        for (size_t t = 0; t < len && i < L; ++t) s[p * L + i++] = id;
+        ++id;
+      }
+    }
+    return s;
+  };
+  for (auto [P, L] : {std::pair<size_t, size_t>{1, 1}, {2, 37}, {3, 128}, {2, 300}}) {
+    for (int arbitrary = 0; arbitrary < 2; ++arbitrary) {
+      std::vector<int32_t> seg = arbitrary ? g.ints(P * L, 4) : runs(P, L);
+      const std::string tag = std::string(arbitrary ? " ids" : " runs") + " L=" + std::to_string(L);
+      for (int fmt : {RK_MASK_FORMAT_BOOL, RK_MASK_FORMAT_ADDITIVE}) {
+        const size_t n = P * L * L;
+        std::vector<float> f1(n), f2(n);
+        std::vector<uint8_t> u1(n), u2(n);
+        rk_attention_mask_args a{seg.data(), P, L, fmt, fmt ? (void*)f1.data() : (void*)u1.data()};
+        rk_cpu_attention_mask(&a);
+        a.mask = fmt ? (void*)f2.data() : (void*)u2.data();
+        r.check.status("attentionMask", rk_cuda_attention_mask(&a, err, sizeof err), err);
+        if (fmt) r.check.close(("prepack/attentionMask additive" + tag).c_str(), f2.data(), f1.data(), n, 0);
+        else {
+          std::vector<int32_t> i1(u1.begin(), u1.end()), i2(u2.begin(), u2.end());
+          r.check.equal_i32(("prepack/attentionMask bool" + tag).c_str(), i2.data(), i1.data(), n);
+        }
+      }
+      // packedAttention: f32 (SIMT) on several head sizes and GQA ratios; f16/bf16 (tensor cores)
+      struct Shape { size_t H, Hkv, Dh; };
+      for (Shape sh : {Shape{1, 1, 1}, Shape{4, 2, 8}, Shape{4, 1, 64}, Shape{2, 2, 130}, Shape{8, 2, 64}, Shape{4, 4, 128}, Shape{2, 1, 300}}) {
+        const size_t nq = P * L * sh.H * sh.Dh, nk = P * L * sh.Hkv * sh.Dh;
+        for (int dt : {RK_DT_F32, RK_DT_F16, RK_DT_BF16}) {
+          if (dt != RK_DT_F32 && sh.Dh != 64 && sh.Dh != 128 && sh.Dh != 8) continue;
+          auto qf = g.floats(nq, -2, 2), kf = g.floats(nk, -2, 2), vf = g.floats(nk, -1, 1);
+          std::vector<uint16_t> q16(nq), k16(nk), v16(nk);
+          auto enc = [&](const std::vector<float>& x, std::vector<uint16_t>& y) {
+            for (size_t i = 0; i < x.size(); ++i) {
+              uint32_t u;
+              memcpy(&u, &x[i], 4);
+              if (dt == RK_DT_BF16) y[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+              else y[i] = __half_as_ushort(__float2half_rn(x[i]));
+            }
+          };
+          if (dt != RK_DT_F32) enc(qf, q16), enc(kf, k16), enc(vf, v16);
+          std::vector<float> o1(nq), o2(nq);
+          rk_packed_attention_args a{};
+          a.q = dt == RK_DT_F32 ? (const void*)qf.data() : q16.data();
+          a.k = dt == RK_DT_F32 ? (const void*)kf.data() : k16.data();
+          a.v = dt == RK_DT_F32 ? (const void*)vf.data() : v16.data();
+          a.dtype = dt;
+          a.segment_ids = seg.data();
+          a.P = P; a.L = L; a.H = sh.H; a.Hkv = sh.Hkv; a.Dh = sh.Dh;
+          a.scale = 1.0f / std::sqrt((float)sh.Dh);
+          a.out = o1.data();
+          rk_cpu_packed_attention(&a);
+          a.out = o2.data();
+          r.check.status("packedAttention", rk_cuda_packed_attention(&a, err, sizeof err), err);
+          const char* dn = dt == RK_DT_F32 ? "f32" : dt == RK_DT_F16 ? "f16" : "bf16";
+          std::string what = "prepack/packedAttention " + std::string(dn) + " H" + std::to_string(sh.H) + "/" +
+                             std::to_string(sh.Hkv) + " Dh" + std::to_string(sh.Dh) + tag;
+          // f16/bf16 on tensor cores round P to 16 bits (bf16: hi + lo): 2e-3 relative
+          r.check.close(what.c_str(), o2.data(), o1.data(), nq, dt == RK_DT_F32 ? 2e-5 : 2e-3);
+        }
+      }
+    }
+  }
+  // unpack
+  for (auto [n, L, D] : {std::tuple<size_t, size_t, size_t>{1, 1, 1}, {7, 40, 3}, {64, 256, 130}}) {
+    std::vector<int32_t> len(n), pack_of(n), off(n), loads;
+    for (auto& l : len) l = (int32_t)(g.next() % (L + 1));
+    for (size_t i = 0; i < n; ++i) {  // next fit: enough for a valid layout
+      if (loads.empty() || loads.back() + len[i] > (int32_t)L) loads.push_back(0);
+      pack_of[i] = (int32_t)loads.size() - 1;
+      off[i] = loads.back();
+      loads.back() += len[i];
+    }
+    const size_t P = loads.size();
+    size_t maxLen = 0;
+    for (auto l : len) maxLen = std::max(maxLen, (size_t)l);
+    auto packed = g.floats(P * L * D, -3, 3);
+    std::vector<float> r1(n * maxLen * D), r2(r1.size());
+    rk_unpack_args a{packed.data(), pack_of.data(), off.data(), len.data(), n, P, L, D, maxLen, r1.data()};
+    rk_cpu_unpack(&a);
+    a.rows = r2.data();
+    r.check.status("unpack", rk_cuda_unpack(&a, err, sizeof err), err);
+    r.check.close(("prepack/unpack n=" + std::to_string(n)).c_str(), r2.data(), r1.data(), r1.size(), 0);
+  }
+}
+
 void gpu_bench_prepack(rkg::Reporter& r) {
+  check_prepack(r);
   const size_t H = 8, Hkv = 2, Dh = 64;
   for (int which = 0; which < 2; ++which) {
     std::vector<int32_t> len = which == 0 ? heavy_tailed(64) : near_uniform(64);
