@@ -1,4 +1,7 @@
 /** Prepacking family (SPEC §6): packing invariants and bounds, layouts, masks, unpack, packed attention. */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import * as rk from '../ts/index.js';
 import { native } from '../ts/native.js';
@@ -599,6 +602,49 @@ describe('native entry points never crash on junk', () => {
       try { f(); } catch (e) { err = e; }
       expect(err, `junk call ${i}`).toBeInstanceOf(Error);
       expect(['TypeError', 'RangeError'], `junk call ${i}: ${(err as Error)?.message}`).toContain((err as Error).name);
+    }
+  });
+});
+
+describe('the packing conformance checker can fail', () => {
+  const doc = JSON.parse(
+    readFileSync(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared', 'conformance', 'prepack.json'), 'utf8'),
+  );
+  const packing = doc.cases.filter((c: any) => c.invariants);
+  const run = (c: any) => {
+    const inputs = Object.fromEntries(Object.entries<any>(c.inputs).map(([k, t]) => [k, i32(t.data, t.shape)]));
+    return (rk as any)[c.op](inputs, { ...c.options, backend: 'js' });
+  };
+  const clone = (res: any) =>
+    Object.fromEntries(Object.entries<any>(res).map(([k, t]) => [k, { ...t, data: Int32Array.from(t.data), shape: [...t.shape] }]));
+  it('accepts the real results and rejects each kind of corruption', () => {
+    expect(packing.length).toBeGreaterThanOrEqual(5);
+    for (const c of packing) {
+      const res = run(c);
+      expect(() => checkPackingCase(c, res, doc)).not.toThrow();
+      const corrupt: ((r: any) => void)[] = [
+        (r) => { r.packOf.data[r.packOf.data.findIndex((_: number, i: number) => c.inputs.lengths.data[i] > 1)] += 1; },
+        (r) => { r.offsetOf.data[c.inputs.lengths.data.findIndex((l: number) => l > 1)] += 1; },
+        (r) => { delete r.packOf; },
+      ];
+      if (c.op === 'packSequences') corrupt.push((r) => { r.packLengths.data[0] -= 1; });
+      if (c.op === 'prepack') {
+        corrupt.push(
+          (r) => { r.inputIds.data[0] += 1; },
+          (r) => { r.positionIds.data[1] += 1; },
+          (r) => { r.segmentIds.data[0] = 7; },
+          (r) => { r.restore.data[0] += 1; },
+          (r) => { r.cuSeqlens.data[1] += 1; },
+          (r) => { const o = r.order.data; [o[0], o[1]] = [o[1], o[0]]; },
+          (r) => { r.inputIds.dtype = 'f32'; },
+        );
+        if (c.options.holdLast) corrupt.push((r) => { r.held.data[0] += 1; });
+      }
+      for (const [k, f] of corrupt.entries()) {
+        const bad = clone(res);
+        f(bad);
+        expect(() => checkPackingCase(c, bad, doc), `${c.note}: corruption ${k}`).toThrow();
+      }
     }
   });
 });
