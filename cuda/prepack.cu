@@ -305,6 +305,9 @@ __global__ void __launch_bounds__(128) attn_wmma_kernel(rk_packed_attention_args
   const size_t kt0 = lo / kTK, kt1 = (i1 - 1) / kTK;
   if (tid == 0 && comp) atomicAdd(skip, (unsigned long long)kt0);
   __syncthreads();
+  wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fq[DH / 16];
+#pragma unroll
+  for (int kk = 0; kk < DH / 16; ++kk) wmma::load_matrix_sync(fq[kk], Qs + warp * 16 * LD + kk * 16, LD);
   for (size_t kt = kt0; kt <= kt1; ++kt) {
     const size_t j0 = kt * kTK, nk = min((size_t)kTK, L - j0);
     if (tid == 0) anyKey = 0, nonFinite = 0;
@@ -340,19 +343,17 @@ __global__ void __launch_bounds__(128) attn_wmma_kernel(rk_packed_attention_args
     }
     if (nf) nonFinite = 1;
     __syncthreads();
-    // S_w = Q_w · Kᵀ (16 × 64 per warp)
+    // S_w = Q_w · Kᵀ (16 × 64 per warp; the warp's Q fragments stay in registers)
     {
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa;
       wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> fb;
       wmma::fragment<wmma::accumulator, 16, 16, 16, float> fc;
 #pragma unroll
       for (int n = 0; n < kTK / 16; ++n) {
         wmma::fill_fragment(fc, 0.0f);
 #pragma unroll
-        for (int kk = 0; kk < DH; kk += 16) {
-          wmma::load_matrix_sync(fa, Qs + warp * 16 * LD + kk, LD);
-          wmma::load_matrix_sync(fb, Ks + n * 16 * LD + kk, LD);
-          wmma::mma_sync(fc, fa, fb, fc);
+        for (int kk = 0; kk < DH / 16; ++kk) {
+          wmma::load_matrix_sync(fb, Ks + n * 16 * LD + kk * 16, LD);
+          wmma::mma_sync(fc, fq[kk], fb, fc);
         }
         wmma::store_matrix_sync(Ss + warp * 16 * kSP + n * 16, fc, kSP, wmma::mem_row_major);
       }
