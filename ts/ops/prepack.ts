@@ -50,19 +50,25 @@ function checkLengths(a: OpArgs, lengths: ArrayLike<number>, capacity: number, w
   }
 }
 
-/** Runs the packing (js or native; the cuda backend uses the CPU algorithm: pure bookkeeping). */
-function pack(lengths: Int32Array, capacity: number, algorithm: PackAlgorithm, backend: string) {
-  if (backend === 'js') return ref.packSequences(lengths, capacity, algorithm);
+/**
+ * Runs the packing (js or native; the cuda backend uses the CPU algorithm: pure bookkeeping),
+ * writing packOf/offsetOf straight into the op's output tensors.
+ */
+function pack(a: OpArgs, lengths: Int32Array, capacity: number, algorithm: PackAlgorithm, backend: string) {
   const n = lengths.length;
-  const packOf = new Int32Array(n), offsetOf = new Int32Array(n), loads = new Int32Array(n);
-  const P = nat().packSequences(n, lengths, capacity, algorithm === 'bfd' ? 1 : 0, packOf, offsetOf, loads);
-  return { packOf, offsetOf, packLengths: loads.subarray(0, P) };
-}
-
-function copyInto(a: OpArgs, name: string, src: Int32Array): Tensor<'i32'> {
-  const t = a.out(name, 'i32', [src.length]);
-  t.data.set(src);
-  return t;
+  const packOf = a.out('packOf', 'i32', [n]), offsetOf = a.out('offsetOf', 'i32', [n]);
+  let loads: Int32Array;
+  if (backend === 'js') {
+    const r = ref.packSequences(lengths, capacity, algorithm);
+    packOf.data.set(r.packOf);
+    offsetOf.data.set(r.offsetOf);
+    loads = r.packLengths;
+  } else {
+    const buf = new Int32Array(n);
+    const P = nat().packSequences(n, lengths, capacity, algorithm === 'bfd' ? 1 : 0, packOf.data, offsetOf.data, buf);
+    loads = buf.subarray(0, P);
+  }
+  return { packOf, offsetOf, loads };
 }
 
 export interface PackSequencesInputs { lengths: TensorLike }
@@ -87,8 +93,10 @@ export function packSequences(inputs: PackSequencesInputs, options: PackSequence
   const algorithm = a.oneOf('algorithm', PACK_ALGORITHMS, 'ffd');
   const backend = a.backend();
   checkLengths(a, lengths.data, capacity);
-  const r = pack(lengths.data as Int32Array, capacity, algorithm, backend);
-  return { packOf: copyInto(a, 'packOf', r.packOf), offsetOf: copyInto(a, 'offsetOf', r.offsetOf), packLengths: copyInto(a, 'packLengths', r.packLengths) };
+  const r = pack(a, lengths.data as Int32Array, capacity, algorithm, backend);
+  const packLengths = a.out('packLengths', 'i32', [r.loads.length]);
+  packLengths.data.set(r.loads);
+  return { packOf: r.packOf, offsetOf: r.offsetOf, packLengths };
 }
 
 export interface PrepackInputs { tokens: TensorLike; lengths: TensorLike }
@@ -134,27 +142,27 @@ export function prepack(inputs: PrepackInputs, options: PrepackOptions): Prepack
   if (total > INT32_MAX) a.rangeError(`the lengths sum to ${total}, more than cuSeqlens (int32) can hold`);
   const packed = holdLast ? Int32Array.from(src, (l) => Math.max(0, l - 1)) : src;
   const L = capacity;
-  const r = pack(packed, capacity, algorithm, backend);
-  const P = r.packLengths.length;
+  const r = pack(a, packed, capacity, algorithm, backend);
+  const P = r.loads.length;
   if (P * L > INT32_MAX) a.rangeError(`${P} packs of ${L} tokens exceed the int32 range of restore indices`);
   const res: PrepackResult = {
     inputIds: a.out('inputIds', 'i32', [P, L]),
     positionIds: a.out('positionIds', 'i32', [P, L]),
     segmentIds: a.out('segmentIds', 'i32', [P, L]),
-    packOf: copyInto(a, 'packOf', r.packOf),
-    offsetOf: copyInto(a, 'offsetOf', r.offsetOf),
+    packOf: r.packOf,
+    offsetOf: r.offsetOf,
     restore: a.out('restore', 'i32', [n]),
     cuSeqlens: a.out('cuSeqlens', 'i32', [n + 1]),
     order: a.out('order', 'i32', [n]),
   };
   const held = holdLast ? a.out('held', 'i32', [n]) : undefined;
   if (backend === 'js') {
-    ref.prepackFill(tokens.data, src, packed, r.packOf, r.offsetOf, P, L, padId, {
+    ref.prepackFill(tokens.data, src, packed, r.packOf.data, r.offsetOf.data, P, L, padId, {
       inputIds: res.inputIds.data, positionIds: res.positionIds.data, segmentIds: res.segmentIds.data, restore: res.restore.data,
       cuSeqlens: res.cuSeqlens.data, order: res.order.data, held: held ? held.data : null,
     });
   } else {
-    nat().prepackFill(n, P, L, total, tokens.data as I32, src, packed, r.packOf, r.offsetOf, res.inputIds.data, res.positionIds.data,
+    nat().prepackFill(n, P, L, total, tokens.data as I32, src, packed, r.packOf.data, r.offsetOf.data, res.inputIds.data, res.positionIds.data,
       res.segmentIds.data, res.restore.data, res.cuSeqlens.data, res.order.data, held ? held.data : new Int32Array(n), padId, holdLast);
   }
   if (held) res.held = held;
