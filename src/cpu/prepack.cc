@@ -12,6 +12,7 @@
 #include <cstring>
 #include <numeric>
 #include <set>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -216,7 +217,7 @@ namespace {
 constexpr size_t kBK = 64;  // keys per tile
 
 struct AttnScratch {
-  std::vector<float> q, o, kt, v, s, m, l, alpha;
+  std::vector<float> q, o, kt, v, s, m, l, alpha, krow;
   std::vector<int32_t> rowSeg, rowPos, segs, kseg;
 };
 
@@ -276,24 +277,35 @@ void attention_task(const rk_packed_attention_args* a, size_t p, size_t g, size_
     *computed += G;
     // K tile transposed (kt[d][j]) and V tile (v[j][d]), widened to f32. Keys that no row of the
     // tile can see (other segments, padding, past the end) are zeros: never read into a result.
-    bool finite = true;
+    int32_t nonFinite = 0;
     w.kseg.resize(kBK);
+    w.krow.resize(Dh);
     for (size_t j = 0; j < kBK; ++j) {
       bool use = j < nk && std::find(w.segs.begin(), w.segs.end(), seg[j0 + j]) != w.segs.end();
       w.kseg[j] = use ? seg[j0 + j] : 0;
       float* vr = w.v.data() + j * Dp;
-      if (use) {
-        const size_t base = ((p * L + j0 + j) * Hkv + g) * Dh;
-        for (size_t d = 0; d < Dh; ++d) {
-          w.kt[d * kBK + j] = load_qkv<DT>(a->k, base + d);
-          float x = load_qkv<DT>(a->v, base + d);
-          finite &= absf(x) < inf_f();
-          vr[d] = x;
-        }
-      } else {
-        for (size_t d = 0; d < Dh; ++d) w.kt[d * kBK + j] = 0.0f, vr[d] = 0.0f;
+      if (!use) {
+        for (size_t d = 0; d < Dh; ++d) w.kt[d * kBK + j] = 0.0f;
+        memset(vr, 0, Dh * sizeof(float));
+        continue;
       }
+      const size_t base = ((p * L + j0 + j) * Hkv + g) * Dh;
+      simd_dispatch([&]() RK_LOOP {
+        float* __restrict kr = w.krow.data();
+        float* __restrict vo = vr;
+        int32_t bad = 0;
+        for (size_t d = 0; d < Dh; ++d) {
+          kr[d] = load_qkv<DT>(a->k, base + d);
+          const float x = load_qkv<DT>(a->v, base + d);
+          vo[d] = x;
+          bad |= absf(x) < inf_f() ? 0 : 1;
+        }
+        nonFinite |= bad;
+      });
+      const float* kr = w.krow.data();
+      for (size_t d = 0; d < Dh; ++d) w.kt[d * kBK + j] = kr[d];
     }
+    const bool finite = nonFinite == 0;
     // S = Q·Kᵀ, four rows at a time (each K tile row loaded once per four FMAs).
     simd_dispatch([&]() RK_LOOP {
       const float* __restrict Q = w.q.data();
@@ -383,34 +395,40 @@ void attention_task(const rk_packed_attention_args* a, size_t p, size_t g, size_
         const float* __restrict Pm = w.s.data();
         float* __restrict O = w.o.data();
         size_t r = 0;
-        for (; r + 4 <= M; r += 4) {
+        // Four rows × W columns of O in registers per pass over the key tile (W = 64 when the
+        // padded head size allows: 16 accumulators, 4 V loads + 4 broadcasts per 16 FMAs).
+        auto block4 = [&](size_t d0, auto Wc) RK_LOOP {
+          constexpr size_t W = decltype(Wc)::value;
           const float* p0 = Pm + r * kBK;
-          for (size_t d0 = 0; d0 < Dp; d0 += 16) {
-            float c0[16], c1[16], c2[16], c3[16];
-            const float al0 = w.alpha[r], al1 = w.alpha[r + 1], al2 = w.alpha[r + 2], al3 = w.alpha[r + 3];
-            for (size_t e = 0; e < 16; ++e) {
-              c0[e] = O[r * Dp + d0 + e] * al0;
-              c1[e] = O[(r + 1) * Dp + d0 + e] * al1;
-              c2[e] = O[(r + 2) * Dp + d0 + e] * al2;
-              c3[e] = O[(r + 3) * Dp + d0 + e] * al3;
-            }
-            for (size_t j = 0; j < nk; ++j) {
-              const float b0 = p0[j], b1 = p0[kBK + j], b2 = p0[2 * kBK + j], b3 = p0[3 * kBK + j];
-              const float* vj = V + j * Dp + d0;
-              for (size_t e = 0; e < 16; ++e) {
-                c0[e] += b0 * vj[e];
-                c1[e] += b1 * vj[e];
-                c2[e] += b2 * vj[e];
-                c3[e] += b3 * vj[e];
-              }
-            }
-            for (size_t e = 0; e < 16; ++e) {
-              O[r * Dp + d0 + e] = c0[e];
-              O[(r + 1) * Dp + d0 + e] = c1[e];
-              O[(r + 2) * Dp + d0 + e] = c2[e];
-              O[(r + 3) * Dp + d0 + e] = c3[e];
+          float c0[W], c1[W], c2[W], c3[W];
+          const float al0 = w.alpha[r], al1 = w.alpha[r + 1], al2 = w.alpha[r + 2], al3 = w.alpha[r + 3];
+          for (size_t e = 0; e < W; ++e) {
+            c0[e] = O[r * Dp + d0 + e] * al0;
+            c1[e] = O[(r + 1) * Dp + d0 + e] * al1;
+            c2[e] = O[(r + 2) * Dp + d0 + e] * al2;
+            c3[e] = O[(r + 3) * Dp + d0 + e] * al3;
+          }
+          for (size_t j = 0; j < nk; ++j) {
+            const float b0 = p0[j], b1 = p0[kBK + j], b2 = p0[2 * kBK + j], b3 = p0[3 * kBK + j];
+            const float* vj = V + j * Dp + d0;
+            for (size_t e = 0; e < W; ++e) {
+              c0[e] += b0 * vj[e];
+              c1[e] += b1 * vj[e];
+              c2[e] += b2 * vj[e];
+              c3[e] += b3 * vj[e];
             }
           }
+          for (size_t e = 0; e < W; ++e) {
+            O[r * Dp + d0 + e] = c0[e];
+            O[(r + 1) * Dp + d0 + e] = c1[e];
+            O[(r + 2) * Dp + d0 + e] = c2[e];
+            O[(r + 3) * Dp + d0 + e] = c3[e];
+          }
+        };
+        for (; r + 4 <= M; r += 4) {
+          size_t d0 = 0;
+          for (; d0 + 64 <= Dp; d0 += 64) block4(d0, std::integral_constant<size_t, 64>{});
+          for (; d0 < Dp; d0 += 16) block4(d0, std::integral_constant<size_t, 16>{});
         }
         for (; r < M; ++r) {
           const float* p0 = Pm + r * kBK;
