@@ -137,7 +137,8 @@ describe('packSequences', () => {
         const t0 = performance.now();
         const res = rk.packSequences({ lengths: rk.tensor(lengths, [n], 'i32') }, { capacity: 4096, algorithm, backend });
         const ms = performance.now() - t0;
-        expect(ms, `${algorithm} took ${ms} ms`).toBeLessThan(backend === 'js' ? 8000 : 2000);
+        // a loose bound (an O(n²) packing would take minutes); not under the sanitizers
+        if (!process.env.RLHF_KERNELS_SANITIZED) expect(ms, `${algorithm} took ${ms} ms`).toBeLessThan(backend === 'js' ? 8000 : 2000);
         let total = 0;
         for (let i = 0; i < n; i++) total += lengths[i];
         const P = res.packLengths.shape[0];
