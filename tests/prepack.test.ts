@@ -134,11 +134,15 @@ describe('packSequences', () => {
       const lengths = new Int32Array(n);
       for (let i = 0; i < n; i++) lengths[i] = 1 + Math.floor(r.next() ** 3 * 4095);
       for (const algorithm of ['ffd', 'bfd'] as const) {
-        const t0 = performance.now();
-        const res = rk.packSequences({ lengths: rk.tensor(lengths, [n], 'i32') }, { capacity: 4096, algorithm, backend });
-        const ms = performance.now() - t0;
-        // a loose bound (an O(n²) packing would take minutes); not under the sanitizers
-        if (!process.env.RLHF_KERNELS_SANITIZED) expect(ms, `${algorithm} took ${ms} ms`).toBeLessThan(backend === 'js' ? 8000 : 2000);
+        let ms = Infinity, res!: rk.PackSequencesResult;
+        for (let rep = 0; rep < 3 && ms > 300; rep++) {
+          const t0 = performance.now();
+          res = rk.packSequences({ lengths: rk.tensor(lengths, [n], 'i32') }, { capacity: 4096, algorithm, backend });
+          ms = Math.min(ms, performance.now() - t0);
+        }
+        // ~50k packs: an O(n·P) first fit is ~10^10 steps (minutes in js, >10 s native); best of 3
+        // on a shared machine, not under the sanitizers
+        if (!process.env.RLHF_KERNELS_SANITIZED) expect(ms, `${algorithm} took ${ms} ms`).toBeLessThan(backend === 'js' ? 10000 : 5000);
         let total = 0;
         for (let i = 0; i < n; i++) total += lengths[i];
         const P = res.packLengths.shape[0];
