@@ -13,8 +13,7 @@
 import { native, type NativeCore } from '../native.js';
 import * as ref from '../reference/prepack.js';
 import { readFloat, type Tensor, type TensorLike } from '../tensor.js';
-import { f32Data, INT, LOGITS, OpArgs } from '../validate.js';
-import type { CommonOptions } from './rewards.js';
+import { f32Data, INT, LOGITS, OpArgs, type CommonOptions } from '../validate.js';
 
 type I32 = Int32Array;
 interface PrepackNative extends NativeCore {
