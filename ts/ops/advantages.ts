@@ -17,6 +17,7 @@ import { native, type NativeCore } from '../native.js';
 import * as ref from '../reference/advantages.js';
 import type { Tensor, TensorLike } from '../tensor.js';
 import { f32Data, f32DataOpt, maskData, OpArgs } from '../validate.js';
+import type { CommonOptions } from './rewards.js';
 
 type F32 = Float32Array;
 type MaskArr = Uint8Array | Float32Array | null;
@@ -30,9 +31,6 @@ interface AdvantagesNative extends NativeCore {
 }
 const nat = () => native as AdvantagesNative;
 
-export interface CommonOptions {
-  backend?: 'auto' | 'cpu' | 'cuda' | 'js';
-}
 type Out<K extends string> = { out?: Partial<Record<K, TensorLike>> };
 
 // ---------------------------------------------------------------------------------------------
