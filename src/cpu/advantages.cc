@@ -63,6 +63,50 @@ inline void gae_scalar(GaeRow& g, const M& mask, size_t lo, size_t hi) {
   }
 }
 
+// Baseline path: the row in chunks of 8 positions, each chunk composed with the same operators
+// as one CUDA thread's items (rk::Valid "last valid wins" for the next counted value, rk::Affine
+// for the recurrence, the carry applied last). It is what the CPU tests run at the scalar SIMD
+// level, so they check the composition the CUDA kernel relies on.
+template <bool VALS, class M>
+void gae_row_chunked(GaeRow& g, const M& mask) {
+  constexpr long C = 8;
+  for (long end = (long)g.T; end > 0; end -= C) {
+    bool m[C];
+    float r[C], v[C];
+    for (long k = 0; k < C; ++k) {
+      long t = end - 1 - k;
+      size_t i = g.base + (size_t)(t < 0 ? 0 : t);
+      m[k] = t >= 0 && mask[i];
+      r[k] = m[k] ? g.r[i] : 0.0f;
+      v[k] = VALS && m[k] ? g.v[i] : 0.0f;
+    }
+    Affine f[C];
+    if (VALS) {
+      Valid run{g.W, true};
+      for (long k = 0; k < C; ++k) {
+        const float nv = run.v;
+        run = valid_then(run, Valid{v[k], m[k]});
+        const float delta = r[k] + g.gamma * nv - v[k];
+        f[k] = m[k] ? Affine{g.gl, delta} : Affine{1.0f, 0.0f};
+      }
+      g.W = run.v;
+    } else {
+      for (long k = 0; k < C; ++k) f[k] = m[k] ? Affine{g.gl, r[k]} : Affine{1.0f, 0.0f};
+    }
+    Affine run{1.0f, 0.0f};
+    for (long k = 0; k < C; ++k) {
+      long t = end - 1 - k;
+      run = affine_then(run, f[k]);
+      if (t < 0) break;
+      const size_t i = g.base + (size_t)t;
+      const float A = run.d + run.c * g.A;
+      g.adv[i] = m[k] ? A : 0.0f;
+      if (VALS) g.ret[i] = m[k] ? A + v[k] : 0.0f;
+    }
+    g.A = run.d + run.c * g.A;
+  }
+}
+
 // ---- AVX-512 ----
 RK_TARGET_AVX512 inline __mmask16 mask16(const MaskNone&, size_t) { return 0xFFFF; }
 RK_TARGET_AVX512 inline __mmask16 mask16(const MaskU8& m, size_t i) {
@@ -261,7 +305,7 @@ void gae_impl(const rk_gae_args* a) {
                  VALS && a->last_values ? a->last_values[b] : 0.0f};
         if (level == Isa::avx512) gae_row_avx512<VALS>(g, mask);
         else if (level == Isa::avx2) gae_row_avx2<VALS>(g, mask);
-        else gae_scalar<VALS>(g, mask, 0, T);
+        else gae_row_chunked<VALS>(g, mask);
       }
     });
   });
