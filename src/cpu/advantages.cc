@@ -349,37 +349,57 @@ inline Stat block_stat_scalar(const float* __restrict x, const M& mask, size_t b
   return Stat{N, mu, (q[0] + q[1]) + (q[2] + q[3])};
 }
 
-RK_TARGET_AVX512 inline double hsum512d(__m512d v) { return _mm512_reduce_add_pd(v); }
+RK_TARGET_AVX512 inline __m512d lo_pd(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
+RK_TARGET_AVX512 inline __m512d hi_pd(__m512 v) {
+  return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
 
 template <class M>
 RK_TARGET_AVX512 __attribute__((noinline)) Stat block_stat_avx512(const float* __restrict x, const M& mask, size_t b, size_t e) {
-  __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+  // 4 float64 accumulators per pass (two registers of 16 floats per step) to cover the add latency
+  __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
   size_t cnt = 0, i = b;
-  for (; i + 16 <= e; i += 16) {
-    __mmask16 k = mask16(mask, i);
-    __m512 v = _mm512_maskz_loadu_ps(k, x + i);
-    s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
-    s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
-    cnt += (size_t)__builtin_popcount((unsigned)k);
+  for (; i + 32 <= e; i += 32) {
+    __mmask16 k0 = mask16(mask, i), k1 = mask16(mask, i + 16);
+    __m512 v0 = _mm512_maskz_loadu_ps(k0, x + i), v1 = _mm512_maskz_loadu_ps(k1, x + i + 16);
+    s0 = _mm512_add_pd(s0, lo_pd(v0));
+    s1 = _mm512_add_pd(s1, hi_pd(v0));
+    s2 = _mm512_add_pd(s2, lo_pd(v1));
+    s3 = _mm512_add_pd(s3, hi_pd(v1));
+    cnt += (size_t)__builtin_popcount((unsigned)k0 | ((unsigned)k1 << 16));
   }
-  double S = hsum512d(_mm512_add_pd(s0, s1));
+  double S = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(s0, s1), _mm512_add_pd(s2, s3)));
+  const size_t vend = i;
   for (; i < e; ++i)
     if (mask[i]) { S += (double)x[i]; ++cnt; }
   if (cnt == 0) return Stat{0, 0, 0};
   const double N = (double)cnt, mu = S / N;
-  const __m512d vmu = _mm512_set1_pd(mu);
-  __m512d q0 = _mm512_setzero_pd(), q1 = _mm512_setzero_pd();
-  for (i = b; i + 16 <= e; i += 16) {
-    __mmask16 k = mask16(mask, i);
-    __m512 v = _mm512_maskz_loadu_ps(k, x + i);
-    __m512d d0 = _mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), vmu);
-    __m512d d1 = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))), vmu);
-    q0 = _mm512_mask3_fmadd_pd(d0, d0, q0, (__mmask8)(k & 0xFF));
-    q1 = _mm512_mask3_fmadd_pd(d1, d1, q1, (__mmask8)(k >> 8));
+  // Squared deviations from the block mean rounded to f32 (μf): d = x − μf in f32 (exact or
+  // within half an ulp of d), d² summed in f32 over runs of 256 elements (16 per lane), each run
+  // flushed into float64. Σ(x − μf)² = M2 + N·(μ − μf)², so the shift is corrected exactly below.
+  const float muf = (float)mu;
+  const __m512 vmu = _mm512_set1_ps(muf);
+  __m512d q0 = _mm512_setzero_pd(), q1 = q0;
+  for (i = b; i < vend;) {
+    const size_t run_end = i + 256 < vend ? i + 256 : vend;
+    __m512 f0 = _mm512_setzero_ps(), f1 = f0;
+    for (; i < run_end; i += 32) {
+      __mmask16 k0 = mask16(mask, i), k1 = mask16(mask, i + 16);
+      __m512 d0 = _mm512_maskz_sub_ps(k0, _mm512_loadu_ps(x + i), vmu);
+      __m512 d1 = _mm512_maskz_sub_ps(k1, _mm512_loadu_ps(x + i + 16), vmu);
+      f0 = _mm512_fmadd_ps(d0, d0, f0);
+      f1 = _mm512_fmadd_ps(d1, d1, f1);
+    }
+    __m512 f = _mm512_add_ps(f0, f1);
+    q0 = _mm512_add_pd(q0, lo_pd(f));
+    q1 = _mm512_add_pd(q1, hi_pd(f));
   }
-  double Q = hsum512d(_mm512_add_pd(q0, q1));
+  double Q = _mm512_reduce_add_pd(_mm512_add_pd(q0, q1));
   for (; i < e; ++i)
-    if (mask[i]) { double d = (double)x[i] - mu; Q += d * d; }
+    if (mask[i]) { double d = (double)x[i] - (double)muf; Q += d * d; }
+  const double shift = mu - (double)muf;
+  Q -= N * shift * shift;
+  Q = Q < 0 ? 0 : Q;  // (NaN stays NaN)
   return Stat{N, mu, Q};
 }
 
@@ -439,21 +459,24 @@ extern "C" void rk_cpu_group_advantages(const rk_group_adv_args* a) {
   using namespace rk;
   const size_t G = a->G, K = a->K;
   if (!G || !K) return;
+  if (a->method == RK_GROUP_REMAX) {
+    parallel_for(G * K, kElemGrain, [&](size_t b, size_t e) {
+      simd_dispatch([&]() RK_LOOP {
+        const float* __restrict sp = a->scores;
+        const float* __restrict bp = a->baselines;
+        float* __restrict op = a->advantages;
+        for (size_t i = b; i < e; ++i) op[i] = sp[i] - bp[i];
+      });
+    });
+    return;
+  }
   const size_t grain = K >= kElemGrain ? 1 : kElemGrain / K;
+  const double invK = 1.0 / (double)K, invK1 = K > 1 ? 1.0 / (double)(K - 1) : 0.0;
+  const float eps = a->eps;
   parallel_for(G, grain, [&](size_t g0, size_t g1) {
     for (size_t g = g0; g < g1; ++g) {
       const float* s = a->scores + g * K;
-      const float* bl = a->baselines ? a->baselines + g * K : nullptr;
       float* out = a->advantages + g * K;
-      if (a->method == RK_GROUP_REMAX) {
-        simd_dispatch([&]() RK_LOOP {
-          const float* __restrict sp = s;
-          const float* __restrict bp = bl;
-          float* __restrict op = out;
-          for (size_t k = 0; k < K; ++k) op[k] = sp[k] - bp[k];
-        });
-        continue;
-      }
       // float64 sum with 4 independent accumulators (breaks the add chain for small groups too)
       double acc[4] = {0, 0, 0, 0};
       size_t k = 0;
@@ -461,19 +484,25 @@ extern "C" void rk_cpu_group_advantages(const rk_group_adv_args* a) {
         for (int j = 0; j < 4; ++j) acc[j] += (double)s[k + j];
       for (; k < K; ++k) acc[0] += (double)s[k];
       const double sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-      const double mean = sum / (double)K;
-      float stdv = 0.0f;
-      if (a->method == RK_GROUP_GRPO && K >= 2) {
+      const double mean = sum * invK;
+      const float meanf = (float)mean;
+      if (a->method == RK_GROUP_GRPO) {
+        if (K < 2) {
+          for (k = 0; k < K; ++k) out[k] = 0.0f;
+          continue;
+        }
         double q[4] = {0, 0, 0, 0};
         for (k = 0; k + 4 <= K; k += 4)
           for (int j = 0; j < 4; ++j) { double d = (double)s[k + j] - mean; q[j] += d * d; }
         for (; k < K; ++k) { double d = (double)s[k] - mean; q[0] += d * d; }
-        stdv = (float)std::sqrt(((q[0] + q[1]) + (q[2] + q[3])) / (double)(K - 1));
+        const float stdv = std::sqrt((float)(((q[0] + q[1]) + (q[2] + q[3])) * invK1));
+        const float rinv = 1.0f / (stdv + eps);
+        for (k = 0; k < K; ++k) out[k] = (s[k] - meanf) * rinv;
+      } else if (a->method == RK_GROUP_DRGRPO) {
+        for (k = 0; k < K; ++k) out[k] = s[k] - meanf;
+      } else {
+        for (k = 0; k < K; ++k) out[k] = (float)((double)s[k] - (sum - (double)s[k]) * invK1);
       }
-      const float meanf = (float)mean;
-      const int method = a->method;
-      const float eps = a->eps;
-      for (k = 0; k < K; ++k) out[k] = group_adv(method, s[k], 0.0f, sum, meanf, stdv, K, eps);
     }
   });
 }
@@ -501,7 +530,7 @@ extern "C" void rk_cpu_ensemble_rewards(const rk_ensemble_args* a) {
       const double invE = 1.0 / (double)E;
       const bool uwo = a->method == RK_ENSEMBLE_UWO;
       const double lam = a->lambda;
-      const double div = a->unbiased ? (double)(E - 1) : (double)E;
+      const double rdiv = 1.0 / (a->unbiased ? (double)(E - 1) : (double)E);
       simd_dispatch([&]() RK_LOOP {
         for (size_t j = 0; j < w; ++j) acc[j] = 0.0;
         for (size_t e = 0; e < E; ++e)
@@ -517,25 +546,46 @@ extern "C" void rk_cpu_ensemble_rewards(const rk_ensemble_args* a) {
             double d = (double)s[e * B + j] - acc[j];
             q[j] += d * d;
           }
-        for (size_t j = 0; j < w; ++j) out[j] = (float)(acc[j] - lam * (q[j] / div));
+        for (size_t j = 0; j < w; ++j) out[j] = (float)(acc[j] - lam * (q[j] * rdiv));
       });
     }
   });
 }
+
+namespace rk {
+namespace {
+// K ≤ 16: one masked load per row that leaves the diagonal lane out (never read), an f32 tree sum.
+RK_TARGET_AVX512 __attribute__((noinline)) void win_rate_rows_avx512(const float* p, float* out, size_t r0, size_t r1, size_t K, float inv) {
+  const unsigned full = (1u << K) - 1u;
+  for (size_t r = r0; r < r1; ++r) {
+    const size_t i = r % K;
+    __m512 v = _mm512_maskz_loadu_ps((__mmask16)(full & ~(1u << i)), p + r * K);
+    out[r] = _mm512_reduce_add_ps(v) * inv;
+  }
+}
+}  // namespace
+}  // namespace rk
 
 extern "C" void rk_cpu_win_rate_rewards(const rk_win_rate_args* a) {
   using namespace rk;
   const size_t G = a->G, K = a->K, rows = G * K;
   if (!rows) return;
   const double inv = K > 1 ? 1.0 / (double)(K - 1) : 0.0;
+  const bool vec = K <= 16 && isa() == Isa::avx512;
   parallel_for(rows, kElemGrain / K + 1, [&](size_t r0, size_t r1) {
+    if (vec) {
+      win_rate_rows_avx512(a->preferences, a->rewards, r0, r1, K, (float)inv);
+      return;
+    }
     for (size_t r = r0; r < r1; ++r) {
       const size_t i = r % K;
       const float* p = a->preferences + r * K;  // row i of group r / K
       double acc[4] = {0, 0, 0, 0};
-      for (size_t j = 0; j < K; ++j)
-        if (j != i) acc[j & 3] += (double)p[j];
-      a->rewards[r] = K > 1 ? (float)(((acc[0] + acc[1]) + (acc[2] + acc[3])) * inv) : 0.0f;
+      size_t j = 0;
+      for (; j + 4 <= K; j += 4)
+        for (size_t u = 0; u < 4; ++u) acc[u] += j + u != i ? (double)p[j + u] : 0.0;  // diagonal never read
+      for (; j < K; ++j) acc[0] += j != i ? (double)p[j] : 0.0;
+      a->rewards[r] = (float)(((acc[0] + acc[1]) + (acc[2] + acc[3])) * inv);
     }
   });
 }
