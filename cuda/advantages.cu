@@ -190,10 +190,11 @@ __global__ void whiten_apply_kernel(rk_whiten_args a) {
   const double* st = a.stats;
   if (st[0] < 2) return;
   const float mu = (float)st[1];
+  const float mu_lo = (float)(st[1] - (double)mu);
   const float inv = (float)(1.0 / sqrt(st[2] + (double)a.eps));
   const float add = a.shift_mean ? 0.0f : mu;
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < a.n; i += (size_t)gridDim.x * blockDim.x)
-    a.y[i] = rk::whiten_apply(rkc::mask_at(a.mask, a.mask_kind, i), a.x[i], mu, inv, add);
+    a.y[i] = rk::whiten_apply(rkc::mask_at(a.mask, a.mask_kind, i), a.x[i], mu, mu_lo, inv, add);
 }
 
 // ---- groups, ensembles, win rates ----

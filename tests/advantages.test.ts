@@ -315,6 +315,29 @@ describe('advantages: hand-computed cases and invariants (every backend)', () =>
       }
     });
 
+    it(`[${backend}] whiten: mean 3e4 with std 0.5 (naive E[x²] − μ² would cancel), NaN handling`, () => {
+      const n = 262144;
+      const r = rng(99);
+      const x = rk.tensor(r.f32(n, 0.5, 30000), [n]);
+      const st = whitenStats64(x.data, undefined);
+      const y = rk.whiten({ x }, { backend }).y;
+      const inv = 1 / Math.sqrt(st.variance + 1e-8);
+      const want = Float64Array.from(x.data, (xi) => (xi - st.mean) * inv);
+      expectClose(y.data, want, 'whiten large mean', { scale: Float64Array.from(x.data, (xi, i) => (Math.abs(xi) + st.mean) * inv + Math.abs(want[i])) });
+      // and much tighter than SPEC asks: within 5e-5 of the float64 result on every element (the
+      // mean's own f32 rounding, up to ulp(3e4)/2 ≈ 1e-3, would give 2e-3 here if left in y)
+      let worst = 0;
+      for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(y.data[i] - want[i]));
+      expect(worst).toBeLessThan(5e-5);
+      // a NaN at a masked position is never read; a counted NaN reaches every counted output
+      const xs = f32([1, NaN, 3, 4], [4]);
+      const ys = rk.whiten({ x: xs, mask: rk.tensor(Uint8Array.from([1, 0, 1, 1]), [4]) }, { backend }).y;
+      expect(Array.from(ys.data).every((v) => Number.isFinite(v))).toBe(true);
+      const yn = rk.whiten({ x: xs, mask: rk.tensor(Uint8Array.from([1, 1, 0, 1]), [4]) }, { backend }).y;
+      expect([0, 1, 3].every((i) => Number.isNaN(yn.data[i]))).toBe(true);
+      expect(yn.data[2]).toBe(0);
+    });
+
     it(`[${backend}] whiten: global (not per-row) statistics, Bessel variance, eps inside the sqrt`, () => {
       const x = f32([1, 2, 3, 10, 20, 30], [2, 3]);
       const mask = rk.tensor(Uint8Array.from([1, 1, 0, 1, 0, 0]), [2, 3]);

@@ -54,8 +54,12 @@ RK_HD float discounted_step(bool m, float r, float gamma, float& G) {
   return 0.0f;
 }
 
-// whiten: y = (x − μ)·inv (+ μ back when !shiftMean), masked → 0.
-RK_HD float whiten_apply(bool m, float x, float mu, float inv, float add) { return m ? (x - mu) * inv + add : 0.0f; }
+// whiten: y = (x − μ)·inv (+ μ back when !shiftMean), masked → 0. μ comes as the float pair
+// mu_hi + mu_lo (mu_hi = f32(μ), mu_lo = f32(μ − mu_hi)): x − mu_hi is exact for x near μ
+// (Sterbenz), so a large mean does not leave its f32 rounding error (up to ulp(μ)/2) in y.
+RK_HD float whiten_apply(bool m, float x, float mu_hi, float mu_lo, float inv, float add) {
+  return m ? ((x - mu_hi) - mu_lo) * inv + add : 0.0f;
+}
 
 // Group advantages of one score given its group's float64 sum, mean and unbiased std:
 // grpo (s − mean)/(std + eps) (a group of 1 → 0), drgrpo s − mean, rloo s − (sum − s)/(K − 1)

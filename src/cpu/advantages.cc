@@ -442,6 +442,7 @@ extern "C" void rk_cpu_whiten(const rk_whiten_args* a) {
   if (total.n < 2) return;
   const double var = a->stats[2];
   const float mu = (float)total.mean;
+  const float mu_lo = (float)(total.mean - (double)mu);
   const float inv = (float)(1.0 / std::sqrt(var + (double)a->eps));
   const float add = a->shift_mean ? 0.0f : mu;
   with_mask(a->mask_kind, a->mask, [&](auto mask) {
@@ -449,7 +450,7 @@ extern "C" void rk_cpu_whiten(const rk_whiten_args* a) {
       simd_dispatch([&]() RK_LOOP {
         const float* __restrict x = a->x;
         float* __restrict y = a->y;
-        for (size_t i = b; i < e; ++i) y[i] = whiten_apply(mask[i], x[i], mu, inv, add);
+        for (size_t i = b; i < e; ++i) y[i] = whiten_apply(mask[i], x[i], mu, mu_lo, inv, add);
       });
     });
   });
