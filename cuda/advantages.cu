@@ -278,11 +278,14 @@ cudaError_t rk_launch_gae(const rk_gae_args& a, cudaStream_t s) {
   return cudaGetLastError();
 }
 
-size_t rk_whiten_scratch_doubles() { return 3 * (size_t)kStatBlocks; }
+static unsigned whiten_blocks(size_t n) {
+  size_t g = (n + kStatThreads - 1) / kStatThreads;
+  return g < kStatBlocks ? (g ? (unsigned)g : 1u) : kStatBlocks;
+}
+size_t rk_whiten_scratch_doubles(size_t n) { return 3 * (size_t)whiten_blocks(n); }
 
 cudaError_t rk_launch_whiten_stats(const rk_whiten_args& a, double* scratch, cudaStream_t s) {
-  size_t g = (a.n + kStatThreads - 1) / kStatThreads;
-  unsigned nb = g < kStatBlocks ? (g ? (unsigned)g : 1u) : kStatBlocks;
+  const unsigned nb = whiten_blocks(a.n);
   whiten_partial_kernel<<<nb, kStatThreads, 0, s>>>(a, scratch);
   whiten_final_kernel<<<1, kStatThreads, 0, s>>>(scratch, nb, a.stats);
   return cudaGetLastError();
@@ -340,7 +343,7 @@ extern "C" int rk_cuda_whiten(const rk_whiten_args* h, char* err, size_t errlen)
   RKC_TRY(st.in(h->x, h->n, &d.x));
   RKC_TRY(st.in_bytes(h->mask, h->n * rkc::mask_bytes(h->mask_kind), &d.mask));
   double* scratch = nullptr;
-  RKC_TRY(st.scratch(rk_whiten_scratch_doubles(), &scratch));
+  RKC_TRY(st.scratch(rk_whiten_scratch_doubles(h->n), &scratch));  // 24 bytes per 256 elements
   RKC_TRY(st.scratch(3, &d.stats));
   RKC_TRY(rk_launch_whiten_stats(d, scratch, 0));
   RKC_TRY(cudaMemcpy(h->stats, d.stats, 3 * sizeof(double), cudaMemcpyDeviceToHost));

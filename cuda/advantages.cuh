@@ -8,8 +8,9 @@
 // segmented scan per row.
 cudaError_t rk_launch_gae(const rk_gae_args& a, cudaStream_t s);
 // whiten: a.stats is a device array of 3 doubles {count, mean, variance}; scratch holds
-// rk_whiten_scratch_doubles() doubles. y is left untouched when count < 2.
-size_t rk_whiten_scratch_doubles();
+// rk_whiten_scratch_doubles(n) doubles (3 per 256 elements, at most 3072). y is left untouched
+// when count < 2.
+size_t rk_whiten_scratch_doubles(size_t n);
 cudaError_t rk_launch_whiten_stats(const rk_whiten_args& a, double* scratch, cudaStream_t s);
 cudaError_t rk_launch_whiten_apply(const rk_whiten_args& a, cudaStream_t s);
 cudaError_t rk_launch_whiten(const rk_whiten_args& a, double* scratch, cudaStream_t s);

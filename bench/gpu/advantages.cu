@@ -82,7 +82,7 @@ void gpu_bench_advantages(rkg::Reporter& r) {
     size_t n = B * T;
     rkg::Buf<float> rew(n), val(n), adv(n), ret(n), lv(B), y(n);
     rkg::Buf<uint8_t> mask(n);
-    rkg::Buf<double> stats(3), scratch(rk_whiten_scratch_doubles());
+    rkg::Buf<double> stats(3), scratch(rk_whiten_scratch_doubles(n));
     rkg::fill_uniform(rew.p, n, -1, 1, 1);
     rkg::fill_uniform(val.p, n, -1, 1, 2);
     rkg::fill_uniform(lv.p, B, -1, 1, 3);
