@@ -12,6 +12,7 @@ static void check_advantages(rkg::Reporter& r) {
     auto rew = g.floats(n, -1, 1), val = g.floats(n, -1, 1), lv = g.floats(B, -1, 1);
     auto m = g.mask(n, 0.8f);
     for (size_t t = 0; t < T; ++t) m[(B > 1 ? 1 : 0) * T + t] = B > 1 ? 0 : m[t];  // an empty row
+    if (T > 4096) for (size_t t = T - 2100; t < T; ++t) m[t] = 0;  // row 0 ends in a fully masked chunk
     std::vector<float> mf(n);
     for (size_t i = 0; i < n; ++i) mf[i] = m[i] ? 1.0f : 0.0f;
     std::vector<float> a1(n), r1(n), a2(n), r2(n);

@@ -74,19 +74,22 @@ int main() {
     std::vector<uint8_t> m(n);
     for (size_t i = 0; i < n; ++i) { r[i] = U(rng); v[i] = U(rng); m[i] = U(rng) < 0.5f; }
     for (auto& x : lv) x = U(rng);
-    if (B > 1) for (size_t t = 0; t < T; ++t) m[T + t] = 0;
-    for (int vals = 0; vals < 2; ++vals) {
-      rk_gae_args a{r.data(), vals ? v.data() : nullptr, m.data(), RK_MASK_U8, vals ? lv.data() : nullptr, a1.data(), vals ? r1.data() : nullptr, B, T, 0.97f, 0.9f};
+    if (B > 1) for (size_t t = 0; t < T; ++t) m[T + t] = 0;               // an empty row
+    if (T > 4096) for (size_t t = 2900; t < T; ++t) m[t] = 0;             // a fully masked chunk at the end
+    for (int vals = 0; vals < 4; ++vals) {
+      // (γ, λ) = (0.97, 0.9), then (1, 1): no decay, so carries across chunks matter
+      const float gamma = vals < 2 ? 0.97f : 1.0f, lambda = vals < 2 ? 0.9f : 1.0f;
+      rk_gae_args a{r.data(), vals & 1 ? v.data() : nullptr, m.data(), RK_MASK_U8, vals & 1 ? lv.data() : nullptr, a1.data(), vals & 1 ? r1.data() : nullptr, B, T, gamma, lambda};
       rk_cpu_gae(&a);
-      a.advantages = a2.data(); a.returns = vals ? r2.data() : nullptr;
-      if (vals) launch(2, kNT, [&] { gae_kernel<true>(a); });
+      a.advantages = a2.data(); a.returns = vals & 1 ? r2.data() : nullptr;
+      if (vals & 1) launch(2, kNT, [&] { gae_kernel<true>(a); });
       else launch(2, kNT, [&] { gae_kernel<false>(a); });
       double worst = 0;
       for (size_t i = 0; i < n; ++i) {
         worst = std::max(worst, (double)std::fabs(a1[i] - a2[i]) / (1 + std::fabs(a1[i])));
-        if (vals) worst = std::max(worst, (double)std::fabs(r1[i] - r2[i]) / (1 + std::fabs(r1[i])));
+        if (vals & 1) worst = std::max(worst, (double)std::fabs(r1[i] - r2[i]) / (1 + std::fabs(r1[i])));
       }
-      printf("%s B=%zu T=%zu worst rel %.3g\n", vals ? "gae" : "disc", B, T, worst);
+      printf("%s γ=%g λ=%g B=%zu T=%zu worst rel %.3g\n", vals & 1 ? "gae" : "disc", gamma, lambda, B, T, worst);
       fails += !(worst < 1e-5);
     }
     // whiten
