@@ -16,8 +16,7 @@
 import { native, type NativeCore } from '../native.js';
 import * as ref from '../reference/advantages.js';
 import type { Tensor, TensorLike } from '../tensor.js';
-import { f32Data, f32DataOpt, maskData, OpArgs } from '../validate.js';
-import type { CommonOptions } from './rewards.js';
+import { f32Data, f32DataOpt, maskData, OpArgs, type CommonOptions } from '../validate.js';
 
 type F32 = Float32Array;
 type MaskArr = Uint8Array | Float32Array | null;
