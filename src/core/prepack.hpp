@@ -19,18 +19,4 @@ RK_HD float load_qkv(const void* p, size_t i) {
   return static_cast<const float*>(p)[i];
 }
 
-// Online softmax (Milakov & Gimelshein; FlashAttention alg. 1): running max m and normaliser l of
-// one query row. With a new tile maximum mt, the accumulator is rescaled by alpha = e^{m − m'}.
-struct OnlineSoftmax {
-  float m, l;
-  RK_HD void init() { m = -inf_f(); l = 0.0f; }
-  // Returns alpha (0 on the first non-empty tile); updates m. mt = −inf leaves the state as is.
-  RK_HD float rescale(float mt) {
-    float mn = maxf(m, mt);
-    float alpha = m == -inf_f() ? 0.0f : expf_(m - mn);
-    m = mn;
-    return alpha;
-  }
-};
-
 }  // namespace rk
