@@ -476,7 +476,10 @@ void packed_attention(const rk_packed_attention_args* a) {
   const size_t nqt = (L + BQ - 1) / BQ;
   const size_t tasks = a->P * a->Hkv * nqt;
   std::atomic<uint64_t> comp{0}, skip{0};
-  parallel_for(tasks, 1, [&](size_t t0, size_t t1) {
+  // Small calls run on the calling thread (waking a worker costs more than the work).
+  const double work = (double)a->P * a->H * L * (double)std::min<size_t>(L, 256) * a->Dh;
+  const size_t grain = work < (double)(1 << 22) ? tasks : 1;
+  parallel_for(tasks, grain, [&](size_t t0, size_t t1) {
     AttnScratch w;
     uint64_t c = 0, s = 0;
     for (size_t t = t0; t < t1; ++t) {
