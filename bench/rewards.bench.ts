@@ -32,5 +32,19 @@ export function cases(_opts: BenchOptions): BenchCase[] {
       run: on((backend) => rk.implicitRewards({ logp, refLogp, mask }, { beta: 0.1, backend, out: rw })),
     });
   }
+  // Per-call overhead: the smallest call (validation, dispatch, N-API, output allocation).
+  {
+    const logp = rk.tensor(randn(64, 5), [1, 64]);
+    const refLogp = rk.tensor(randn(64, 6), [1, 64]);
+    const mask = rk.tensor(paddedMask(1, 64), [1, 64]);
+    const outBuf = { rewards: rk.zeros([1, 64], 'f32') };
+    out.push({
+      family: 'rewards', op: 'implicitRewards (per-call overhead)', size: '1x64', bytes: 64 * 13,
+      run: {
+        js: () => rk.implicitRewards({ logp, refLogp, mask }, { beta: 0.1, backend: 'js', out: outBuf }),
+        cpu: () => rk.implicitRewards({ logp, refLogp, mask }, { beta: 0.1, backend: 'cpu', out: outBuf }),
+      },
+    });
+  }
   return out;
 }

@@ -52,7 +52,7 @@ __global__ void rto_rewards_kernel(rk_rto_rewards_args a) {
   size_t n = a.B * a.T;
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
     a.rewards[i] = rkc::mask_at(a.mask, a.mask_kind, i)
-                       ? rk::rto_reward(a.dpo_logp[i], a.ref_logp[i], a.logp[i], a.beta1, a.beta2, a.dpo_clip, a.has_dpo_clip != 0)
+                       ? rk::rto_reward(a.dpo_logp[i], a.ref_logp[i], a.logp[i], a.beta1, a.beta2, a.has_dpo_clip ? a.dpo_clip : rk::inf_f())
                        : 0.0f;
 }
 

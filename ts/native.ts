@@ -1,8 +1,8 @@
 /**
  * Loading the native addon (explicit path list) and choosing a backend (SPEC §0).
  *
- * Paths tried, in order: `RLHF_KERNELS_ADDON` (env), `build-cuda/Release/rlhf_kernels.node`
- * (cmake-js, CPU+CUDA), `build/Release/rlhf_kernels.node` (node-gyp, CPU). If none loads, every
+ * Paths tried, in order: `build-cuda/Release/rlhf_kernels.node` (cmake-js, CPU+CUDA), then
+ * `build/Release/rlhf_kernels.node` (node-gyp, CPU); `RLHF_KERNELS_ADDON` (env) replaces the list. If none loads, every
  * op runs on the `js` backend and one warning says why.
  */
 import { existsSync } from 'node:fs';
@@ -26,11 +26,11 @@ export interface NativeCore {
 }
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const candidates = [
-  process.env.RLHF_KERNELS_ADDON,
-  join(root, 'build-cuda', 'Release', 'rlhf_kernels.node'),
-  join(root, 'build', 'Release', 'rlhf_kernels.node'),
-].filter((p): p is string => !!p);
+// RLHF_KERNELS_ADDON, when set, is the only path tried (an explicit choice must not silently
+// load another build).
+const candidates = process.env.RLHF_KERNELS_ADDON
+  ? [process.env.RLHF_KERNELS_ADDON]
+  : [join(root, 'build-cuda', 'Release', 'rlhf_kernels.node'), join(root, 'build', 'Release', 'rlhf_kernels.node')];
 
 function load(): { addon: NativeCore | null; path: string | null; error: string | null } {
   if (process.env.RLHF_KERNELS_NO_NATIVE === '1')

@@ -72,8 +72,8 @@ int main(int argc, char** argv) {
   if (argc > 1) {
     FILE* out = fopen(argv[1], "w");
     if (out) {
-      fprintf(out, "{\n  \"device\": \"%s\",\n  \"memoryBytes\": %zu,\n  \"copyBandwidth\": %.0f,\n  \"results\": [\n", prop.name,
-              prop.totalGlobalMem, r.copy_bandwidth);
+      fprintf(out, "{\n  \"device\": \"%s\",\n  \"memoryBytes\": %zu,\n  \"copyBandwidth\": %.0f,\n  \"checks\": %d,\n  \"checkFailures\": %d,\n  \"results\": [\n", prop.name,
+              prop.totalGlobalMem, r.copy_bandwidth, r.check.checks, r.check.failures);
       for (size_t i = 0; i < r.rows.size(); ++i) {
         auto& w = r.rows[i];
         fprintf(out, "    {\"family\": \"%s\", \"op\": \"%s\", \"size\": \"%s\", \"seconds\": %.9g, \"bytes\": %.0f, \"flops\": %.0f}%s\n",
@@ -83,5 +83,6 @@ int main(int argc, char** argv) {
       fclose(out);
     }
   }
-  return 0;
+  printf("\nGPU checks: %d of %d failed\n", r.check.failures, r.check.checks);
+  return r.check.failures ? 2 : 0;
 }

@@ -31,11 +31,9 @@ extern "C" void rk_cpu_kl_penalty(const rk_kl_penalty_args* a) {
           const float* __restrict lp = a->logp;
           const float* __restrict rp = a->ref_logp;
           float* __restrict out = a->kl;
-          const bool has_clamp = a->has_clamp != 0;
-          const float c = a->clamp;
+          const float c = a->has_clamp ? a->clamp : inf_f();  // clamp to ±inf = no clamp, branch-free
           for (size_t i = b; i < e; ++i) {
-            float k = kl_estimate<E>(lp[i] - rp[i]);
-            k = has_clamp ? clampf(k, -c, c) : k;
+            float k = clampf(kl_estimate<E>(lp[i] - rp[i]), -c, c);
             out[i] = mask[i] ? k : 0.0f;
           }
         });
@@ -56,7 +54,10 @@ extern "C" void rk_cpu_token_rewards(const rk_token_rewards_args* a) {
           const float* __restrict rp = a->ref_logp;
           float* __restrict out = a->rewards;
           const float coef = a->kl_coef;
-          for (size_t i = b0 * T; i < b1 * T; ++i) out[i] = mask[i] ? token_reward<E>(lp[i], rp[i], coef) : 0.0f;
+          for (size_t i = b0 * T; i < b1 * T; ++i) {
+            float r = token_reward<E>(lp[i], rp[i], coef);  // computed unconditionally, then selected
+            out[i] = mask[i] ? r : 0.0f;
+          }
         });
         for (size_t b = b0; b < b1; ++b) {
           long last = last_counted(mask, b * T, T);
@@ -80,9 +81,11 @@ extern "C" void rk_cpu_rto_rewards(const rk_rto_rewards_args* a) {
         const float* __restrict rp = a->ref_logp;
         const float* __restrict lp = a->logp;
         float* __restrict out = a->rewards;
-        const float b1_ = a->beta1, b2_ = a->beta2, c = a->dpo_clip;
-        const bool hc = a->has_dpo_clip != 0;
-        for (size_t i = b0 * T; i < b1 * T; ++i) out[i] = mask[i] ? rto_reward(dp[i], rp[i], lp[i], b1_, b2_, c, hc) : 0.0f;
+        const float b1_ = a->beta1, b2_ = a->beta2, c = a->has_dpo_clip ? a->dpo_clip : inf_f();
+        for (size_t i = b0 * T; i < b1 * T; ++i) {
+          float r = rto_reward(dp[i], rp[i], lp[i], b1_, b2_, c);
+          out[i] = mask[i] ? r : 0.0f;
+        }
       });
       if (!a->scores) return;
       for (size_t b = b0; b < b1; ++b) {
