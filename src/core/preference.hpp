@@ -2,6 +2,8 @@
 // Every log-sigmoid is a softplus (−log σ(x) = softplus(−x)), so no loss overflows for any margin.
 #pragma once
 #include "../include/rk_preference.h"
+#include <type_traits>
+
 #include "common.hpp"
 
 namespace rk {

@@ -1,0 +1,11 @@
+// Device-pointer launchers of the preference family (for the GPU bench and fused callers).
+// Every pointer in the args (scalars included) is a device pointer.
+#pragma once
+#include <cuda_runtime.h>
+
+#include "../src/include/rk_preference.h"
+
+cudaError_t rk_launch_preference_loss(const rk_preference_loss_args& a, cudaStream_t s);
+cudaError_t rk_launch_apo_reference(const rk_apo_reference_args& a, cudaStream_t s);
+// K ≤ 4096 (three K-float rows of shared memory per block).
+cudaError_t rk_launch_listwise_loss(const rk_listwise_loss_args& a, cudaStream_t s);
