@@ -13,8 +13,11 @@ constexpr size_t kPrefChunk = 4096;     // examples per reduction chunk
 constexpr size_t kPrefParallel = 16384; // below this many examples, one thread
 constexpr size_t kMaxChunks = 256;
 
+constexpr size_t kBlockLen = 1024;  // examples computed then reduced while in L1
+
+// Computes examples [b0, b1) block by block and adds their losses / accuracy counts to *part.
 template <int TY, bool LN>
-void pref_range(const rk_preference_loss_args& a, size_t b0, size_t b1) {
+void pref_range(const rk_preference_loss_args& a, size_t b0, size_t b1, PrefPartial* part) {
   simd_dispatch([&]() RK_LOOP {
     const float* __restrict pc = a.policy_chosen;
     const float* __restrict pr = a.policy_rejected;
@@ -37,28 +40,53 @@ void pref_range(const rk_preference_loss_args& a, size_t b0, size_t b1) {
     const float invB = 1.0f / (float)a.B;
     constexpr bool ref_free = TY == RK_PREF_ORPO || TY == RK_PREF_SIMPO;
     constexpr bool has_nll = TY == RK_PREF_RPO || TY == RK_PREF_XPO || TY == RK_PREF_ORPO;
+    double loss = 0;
+    size_t correct = 0, nan = 0;
+    for (size_t s = b0; s < b1; s += kBlockLen) {
+      const size_t e = s + kBlockLen < b1 ? s + kBlockLen : b1;
 #pragma GCC ivdep
-    for (size_t i = b0; i < b1; ++i) {
-      PrefEx x;
-      x.pc = pc[i];
-      x.pr = pr[i];
-      x.rc = ref_free ? 0.0f : rc[i];
-      x.rr = ref_free ? 0.0f : rr[i];
-      x.ilc = LN ? 1.0f / lc[i] : 1.0f;
-      x.ilr = LN ? 1.0f / lr[i] : 1.0f;
-      x.nll = has_nll ? nll[i] : 0.0f;
-      x.prevc = TY == RK_PREF_INPO ? qc[i] : 0.0f;
-      x.prevr = TY == RK_PREF_INPO ? qr[i] : 0.0f;
-      x.prob = TY == RK_PREF_DNO ? pp[i] : 0.0f;
-      PrefRes r = pref_example<TY>(x, p);
-      lo[i] = r.loss;
-      gc[i] = r.gc * invB;
-      gr[i] = r.gr * invB;
-      cr[i] = r.cr;
-      rj[i] = r.rj;
-      mg[i] = r.cr - r.rj;
-      if (has_nll) gx[i] = r.gx * invB;
+      for (size_t i = s; i < e; ++i) {
+        PrefEx x;
+        x.pc = pc[i];
+        x.pr = pr[i];
+        x.rc = ref_free ? 0.0f : rc[i];
+        x.rr = ref_free ? 0.0f : rr[i];
+        x.ilc = LN ? 1.0f / lc[i] : 1.0f;
+        x.ilr = LN ? 1.0f / lr[i] : 1.0f;
+        x.nll = has_nll ? nll[i] : 0.0f;
+        x.prevc = TY == RK_PREF_INPO ? qc[i] : 0.0f;
+        x.prevr = TY == RK_PREF_INPO ? qr[i] : 0.0f;
+        x.prob = TY == RK_PREF_DNO ? pp[i] : 0.0f;
+        PrefRes r = pref_example<TY>(x, p);
+        lo[i] = r.loss;
+        gc[i] = r.gc * invB;
+        gr[i] = r.gr * invB;
+        cr[i] = r.cr;
+        rj[i] = r.rj;
+        mg[i] = r.cr - r.rj;
+        if (has_nll) gx[i] = r.gx * invB;
+      }
+      // blocked sum: 16 float lanes over ≤ 64 terms each, then double across blocks
+      float acc[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+      size_t i = s;
+      for (; i + 16 <= e; i += 16)
+        for (int j = 0; j < 16; ++j) acc[j] += lo[i + j];
+      float tail = 0.0f;
+      for (; i < e; ++i) tail += lo[i];
+      double bs = tail;
+      for (int j = 0; j < 16; ++j) bs += (double)acc[j];
+      loss += bs;
+      unsigned c = 0, n = 0;
+      for (size_t k = s; k < e; ++k) {
+        c += mg[k] > 0.0f ? 1u : 0u;
+        n += mg[k] != mg[k] ? 1u : 0u;
+      }
+      correct += c;
+      nan += n;
     }
+    part->loss = loss;
+    part->correct = correct;
+    part->nan = nan;
   });
 }
 
@@ -107,9 +135,8 @@ void preference_loss_cpu(const rk_preference_loss_args& a) {
   auto body = [&](size_t c0, size_t c1) {
     for (size_t c = c0; c < c1; ++c) {
       size_t b0 = c * chunk, b1 = b0 + chunk < B ? b0 + chunk : B;
-      if (ln) pref_range<RK_PREF_IPO, true>(a, b0, b1);
-      else with_pref_type(a.type, [&](auto ty) { pref_range<decltype(ty)::value, false>(a, b0, b1); });
-      reduce_losses(a.losses, a.margins, b0, b1, &parts[c]);
+      if (ln) pref_range<RK_PREF_IPO, true>(a, b0, b1, &parts[c]);
+      else with_pref_type(a.type, [&](auto ty) { pref_range<decltype(ty)::value, false>(a, b0, b1, &parts[c]); });
     }
   };
   size_t grain = (kPrefParallel + chunk - 1) / chunk;
