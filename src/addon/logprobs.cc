@@ -1,6 +1,173 @@
-// N-API glue of the logprobs family (filled in by its issue).
+// N-API glue of the logprobs family: typed-array views → rk_*_args → CPU or CUDA kernel.
+// Sizes first, then arrays (checked against them), then scalars, then `useCuda`.
+// Labels are range-checked here again (defence in depth: a label is an index into the logits).
+#include "../include/rk_logprobs.h"
+
 #include "args.hpp"
 
 namespace rk_addon {
-void register_logprobs(Napi::Env, Napi::Object) {}
+namespace {
+
+struct Common {
+  size_t N, V, NV;
+  int dtype;
+};
+
+Common sizes(Args& in) {
+  Common c;
+  c.N = in.size("N");
+  c.V = in.size("V");
+  c.NV = mul_sizes(in.env(), c.N, c.V, "N*V");
+  int64_t dt = in.integer("dtype");
+  if (dt != RK_DT_F32 && dt != RK_DT_F16 && dt != RK_DT_BF16) in.range("dtype", "0 (f32), 1 (f16) or 2 (bf16)");
+  c.dtype = (int)dt;
+  return c;
+}
+
+void check_labels(Args& in, const int32_t* labels, size_t N, size_t V, int32_t ignore) {
+  for (size_t i = 0; i < N; ++i) {
+    int32_t y = labels[i];
+    if (y != ignore && (y < 0 || (size_t)y >= V)) in.range("labels", "in [0, V) or equal to ignoreIndex");
+  }
+}
+
+float temperature(Args& in) {
+  double t = in.finite("temperature");
+  if (!(t > 0) || !((float)t > 0) || !std::isfinite(1.0f / (float)t)) in.range("temperature", "a finite number > 0");
+  return (float)t;
+}
+
+int32_t ignore_index(Args& in) {
+  int64_t v = in.integer("ignoreIndex");
+  if (v < INT32_MIN || v > INT32_MAX) in.range("ignoreIndex", "a 32-bit integer");
+  return (int32_t)v;
+}
+
+// logprobs(N, V, dtype, logits, labels, logp, lse, entropy|null, temperature, ignoreIndex, useCuda)
+Napi::Value Logprobs(const Napi::CallbackInfo& info) {
+  Args in(info);
+  Common c = sizes(in);
+  rk_logprobs_args a{};
+  a.N = c.N;
+  a.V = c.V;
+  a.dtype = c.dtype;
+  a.logits = in.logits("logits", c.NV, c.dtype);
+  a.labels = in.i32("labels", c.N);
+  a.logp = in.f32_out("logp", c.N);
+  a.lse = in.f32_out("lse", c.N);
+  a.entropy = in.f32_out_opt("entropy", c.N);
+  a.temperature = temperature(in);
+  a.ignore_index = ignore_index(in);
+  check_labels(in, a.labels, c.N, c.V, a.ignore_index);
+  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_logprobs, &a);
+  else rk_cpu_logprobs(&a);
+  return info.Env().Undefined();
+}
+
+// logprobsBackward(N, V, dtype, logits, labels, gradLogp, gradEntropy|null, lse|null, gradLogits,
+//                  temperature, ignoreIndex, useCuda)
+Napi::Value LogprobsBackward(const Napi::CallbackInfo& info) {
+  Args in(info);
+  Common c = sizes(in);
+  rk_logprobs_backward_args a{};
+  a.N = c.N;
+  a.V = c.V;
+  a.dtype = c.dtype;
+  a.logits = in.logits("logits", c.NV, c.dtype);
+  a.labels = in.i32("labels", c.N);
+  a.grad_logp = in.f32("gradLogp", c.N);
+  a.grad_entropy = in.f32_opt("gradEntropy", c.N);
+  a.lse = in.f32_opt("lse", c.N);
+  a.grad_logits = in.f32_out("gradLogits", c.NV);
+  a.temperature = temperature(in);
+  a.ignore_index = ignore_index(in);
+  check_labels(in, a.labels, c.N, c.V, a.ignore_index);
+  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_logprobs_backward, &a);
+  else rk_cpu_logprobs_backward(&a);
+  return info.Env().Undefined();
+}
+
+int direction(Args& in) {
+  int64_t d = in.integer("direction");
+  if (d != RK_KL_REVERSE && d != RK_KL_FORWARD) in.range("direction", "0 (reverse) or 1 (forward)");
+  return (int)d;
+}
+
+// vocabKl(N, V, dtype, logits, refLogits, hasLabels, labels, kl, temperature, ignoreIndex, direction, useCuda)
+// (labels: an Int32Array of N elements, or of 0 when hasLabels is false)
+Napi::Value VocabKl(const Napi::CallbackInfo& info) {
+  Args in(info);
+  Common c = sizes(in);
+  rk_vocab_kl_args a{};
+  a.N = c.N;
+  a.V = c.V;
+  a.dtype = c.dtype;
+  a.logits = in.logits("logits", c.NV, c.dtype);
+  a.ref_logits = in.logits("refLogits", c.NV, c.dtype);
+  bool has = in.boolean("hasLabels");
+  const int32_t* labels = in.i32("labels", has ? c.N : 0);
+  a.labels = has ? labels : nullptr;
+  a.kl = in.f32_out("kl", c.N);
+  a.temperature = temperature(in);
+  a.ignore_index = ignore_index(in);
+  a.direction = direction(in);
+  if (a.labels) check_labels(in, a.labels, c.N, c.V, a.ignore_index);
+  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_vocab_kl, &a);
+  else rk_cpu_vocab_kl(&a);
+  return info.Env().Undefined();
+}
+
+// vocabKlBackward(N, V, dtype, logits, refLogits, hasLabels, labels, gradKl, gradLogits, temperature,
+//                 ignoreIndex, direction, useCuda)
+Napi::Value VocabKlBackward(const Napi::CallbackInfo& info) {
+  Args in(info);
+  Common c = sizes(in);
+  rk_vocab_kl_backward_args a{};
+  a.N = c.N;
+  a.V = c.V;
+  a.dtype = c.dtype;
+  a.logits = in.logits("logits", c.NV, c.dtype);
+  a.ref_logits = in.logits("refLogits", c.NV, c.dtype);
+  bool has = in.boolean("hasLabels");
+  const int32_t* labels = in.i32("labels", has ? c.N : 0);
+  a.labels = has ? labels : nullptr;
+  a.grad_kl = in.f32("gradKl", c.N);
+  a.grad_logits = in.f32_out("gradLogits", c.NV);
+  a.temperature = temperature(in);
+  a.ignore_index = ignore_index(in);
+  a.direction = direction(in);
+  if (a.labels) check_labels(in, a.labels, c.N, c.V, a.ignore_index);
+  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_vocab_kl_backward, &a);
+  else rk_cpu_vocab_kl_backward(&a);
+  return info.Env().Undefined();
+}
+
+// sequenceLogprobs(B, T, logp, mask, sum, count, average, useCuda)
+Napi::Value SequenceLogprobs(const Napi::CallbackInfo& info) {
+  Args in(info);
+  rk_sequence_logprobs_args a{};
+  a.B = in.size("B");
+  a.T = in.size("T");
+  size_t n = mul_sizes(in.env(), a.B, a.T, "B*T");
+  a.logp = in.f32("logp", n);
+  a.mask = in.mask("mask", n, &a.mask_kind);
+  if (a.mask_kind == RK_MASK_NONE) in.fail_type("mask", "a Uint8Array or Float32Array");
+  a.sum = in.f32_out("sum", a.B);
+  a.count = in.i32_out("count", a.B);
+  a.average = in.boolean("average") ? 1 : 0;
+  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_sequence_logprobs, &a);
+  else rk_cpu_sequence_logprobs(&a);
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void register_logprobs(Napi::Env env, Napi::Object exports) {
+  exports.Set("logprobs", Napi::Function::New(env, Logprobs, "logprobs"));
+  exports.Set("logprobsBackward", Napi::Function::New(env, LogprobsBackward, "logprobsBackward"));
+  exports.Set("vocabKl", Napi::Function::New(env, VocabKl, "vocabKl"));
+  exports.Set("vocabKlBackward", Napi::Function::New(env, VocabKlBackward, "vocabKlBackward"));
+  exports.Set("sequenceLogprobs", Napi::Function::New(env, SequenceLogprobs, "sequenceLogprobs"));
+}
+
 }  // namespace rk_addon
