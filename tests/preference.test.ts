@@ -14,7 +14,7 @@ const VARIANTS = [...TYPES, 'ipoLN'] as const;
 const typeOf = (v: string) => (v === 'ipoLN' ? 'ipo' : v) as PreferenceType;
 
 /** Random inputs for a type: summed log-probs (length-averaged < 0 for orpo/simpo). */
-function prefInputs(v: string, B: number, seed: number, scale = 5) {
+function prefInputs(v: string, B: number, seed: number, scale = 5): any {
   const r = rng(seed);
   const t = typeOf(v);
   const avg = t === 'orpo' || t === 'simpo';
@@ -158,7 +158,7 @@ for (const backend of nativeBackends()) {
 
     it('f64 inputs are rounded to f32 once; B = 0 gives loss 0 and accuracy 0', () => {
       const inp = prefInputs('cdpo', 9, 4);
-      const i64 = Object.fromEntries(Object.entries(inp).map(([k, t]) => [k, rk.tensor(Float64Array.from(t.data), [9])]));
+      const i64: any = Object.fromEntries(Object.entries(inp).map(([k, t]: [string, any]) => [k, rk.tensor(Float64Array.from(t.data), [9])]));
       const a: any = rk.preferenceLoss(i64, { ...opts('cdpo'), backend } as any);
       const b: any = rk.preferenceLoss(inp, { ...opts('cdpo'), backend } as any);
       expect(Array.from(a.losses.data)).toEqual(Array.from(b.losses.data));
@@ -342,7 +342,7 @@ for (const backend of nativeBackends()) {
       const beta = 0.3;
       const got = rk.listwiseLoss(x, { type: 'lipo', beta, backend });
       // as a DPO pair: chosen = the better-labelled item
-      const pc = [], pr = [], rc = [], rr = [], w = [];
+      const pc: number[] = [], pr: number[] = [], rc: number[] = [], rr: number[] = [], w: number[] = [];
       for (let b = 0; b < B; b++) {
         const [i, j] = lab[2 * b] > lab[2 * b + 1] ? [0, 1] : [1, 0];
         pc.push(x.policy.data[2 * b + i]); pr.push(x.policy.data[2 * b + j]);

@@ -122,12 +122,57 @@ Napi::Value ListwiseLoss(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// fusedPreferenceLoss(B, T, V, type, lengthNormalize, dtype, logits, labels, mask|null, refLogp|null,
+//   prevLogp|null, policyExplore|null, preferenceProb|null, gradLogits, losses, gc, gr, cr, rj,
+//   margins, gradExtra|null, beta, epsilon, eta, alpha, tau, gamma, temperature, ignoreIndex,
+//   useCuda, scalars[2])
+Napi::Value FusedPreferenceLoss(const Napi::CallbackInfo& info) {
+  Args in(info);
+  rk_fused_preference_args a{};
+  a.B = in.size("B");
+  a.T = in.size("T");
+  a.V = in.size("V");
+  a.type = pref_type(in);
+  a.length_normalize = in.boolean("lengthNormalize") ? 1 : 0;
+  a.dtype = (int)in.integer("dtype");
+  const size_t B = a.B, R = mul_sizes(in.env(), 2, B, "2B"), N = mul_sizes(in.env(), R, a.T, "2B*T");
+  const size_t NV = mul_sizes(in.env(), N, a.V, "2B*T*V");
+  const int t = a.type;
+  const bool ref_free = t == RK_PREF_ORPO || t == RK_PREF_SIMPO;
+  a.logits = in.logits("logits", NV, a.dtype);
+  a.labels = in.i32("labels", N);
+  a.mask = in.mask("mask", N, &a.mask_kind);
+  a.ref_logp = need(in, !ref_free, "refLogp", R);
+  a.prev_logp = need(in, t == RK_PREF_INPO, "prevLogp", R);
+  a.policy_explore = need(in, t == RK_PREF_XPO, "policyExplore", B);
+  a.preference_prob = need(in, t == RK_PREF_DNO, "preferenceProb", B);
+  a.grad_logits = in.f32_out("gradLogits", NV);
+  a.losses = in.f32_out("losses", B);
+  a.grad_policy_chosen = in.f32_out("gradPolicyChosen", B);
+  a.grad_policy_rejected = in.f32_out("gradPolicyRejected", B);
+  a.chosen_rewards = in.f32_out("chosenRewards", B);
+  a.rejected_rewards = in.f32_out("rejectedRewards", B);
+  a.margins = in.f32_out("margins", B);
+  a.grad_extra = t == RK_PREF_XPO ? in.f32_out("gradExtra", B) : in.f32_out_opt("gradExtra", B);
+  read_params(in, &a.p);
+  a.temperature = (float)in.num("temperature");
+  int64_t ign = in.integer("ignoreIndex");
+  if (ign < INT32_MIN || ign > INT32_MAX) in.range("ignoreIndex", "a 32-bit integer");
+  a.ignore_index = (int32_t)ign;
+  bool cuda = in.use_cuda();
+  a.scalars = f64_at(info, 30, 2, "scalars");
+  if (cuda) RK_CUDA_CALL(in.env(), rk_cuda_fused_preference_loss, &a);
+  else rk_cpu_fused_preference_loss(&a);
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void register_preference(Napi::Env env, Napi::Object exports) {
   exports.Set("preferenceLoss", Napi::Function::New(env, PreferenceLoss, "preferenceLoss"));
   exports.Set("apoReference", Napi::Function::New(env, ApoReference, "apoReference"));
   exports.Set("listwiseLoss", Napi::Function::New(env, ListwiseLoss, "listwiseLoss"));
+  exports.Set("fusedPreferenceLoss", Napi::Function::New(env, FusedPreferenceLoss, "fusedPreferenceLoss"));
 }
 
 }  // namespace rk_addon

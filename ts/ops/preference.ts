@@ -18,9 +18,10 @@
  * Every log-sigmoid is a softplus (−log σ(x) = softplus(−x)), so the losses are finite for any margin.
  */
 import { native, type NativeCore } from '../native.js';
+import type { CommonOptions } from './rewards.js';
 import * as ref from '../reference/preference.js';
-import type { Tensor, TensorLike } from '../tensor.js';
-import { f32Data, OpArgs } from '../validate.js';
+import { readFloat, type Tensor, type TensorLike } from '../tensor.js';
+import { f32Data, INT, LOGITS, logitsData, maskData, OpArgs } from '../validate.js';
 
 type F32 = Float32Array;
 type OptF32 = Float32Array | null;
@@ -32,6 +33,13 @@ interface PreferenceNative extends NativeCore {
     beta: number, epsilon: number, eta: number, alpha: number, tau: number, gamma: number, cuda: boolean, scalars: Float64Array,
   ): void;
   apoReference(n: number, cur: F32, prev: F32, out: F32, alpha: number, cuda: boolean): void;
+  fusedPreferenceLoss(
+    B: number, T: number, V: number, type: number, lengthNormalize: boolean, dtype: number, logits: F32 | Uint16Array,
+    labels: Int32Array, mask: Uint8Array | Float32Array | null, refLogp: OptF32, prevLogp: OptF32, explore: OptF32, prob: OptF32,
+    gradLogits: F32, losses: F32, gc: F32, gr: F32, cr: F32, rj: F32, margins: F32, gx: OptF32,
+    beta: number, epsilon: number, eta: number, alpha: number, tau: number, gamma: number, temperature: number, ignoreIndex: number,
+    cuda: boolean, scalars: Float64Array,
+  ): void;
   listwiseLoss(
     B: number, K: number, type: number, policy: F32, ref: OptF32, labels: OptF32, lengths: OptF32, losses: F32, grad: F32,
     beta: number, sftWeight: number, cuda: boolean, scalars: Float64Array,
@@ -49,9 +57,6 @@ const TYPE_CODE: Record<PreferenceType, number> = {
 };
 const LIST_CODE: Record<ListwiseType, number> = { lipo: 0, pro: 1, pl: 2 };
 
-export interface CommonOptions {
-  backend?: 'auto' | 'cpu' | 'cuda' | 'js';
-}
 type Out<K extends string> = { out?: Partial<Record<K, TensorLike>> };
 
 /** A float tensor's data for the backend: f32 as is for native (f64 rounded once), numbers for js. */
@@ -303,4 +308,103 @@ export function listwiseLoss(
     loss = SCALARS[0];
   }
   return { losses, loss, gradPolicy };
+}
+
+export interface FusedPreferenceLossInputs {
+  /** [2B, T, V] (f32, f64, f16, bf16): rows 0..B−1 the chosen responses, B..2B−1 the rejected ones */
+  logits: TensorLike;
+  /** [2B, T] i32: next-token ids (ignoreIndex = not counted) */
+  labels: TensorLike;
+  /** [2B, T] u8 or f32: which tokens count (default: all) */
+  mask?: TensorLike;
+  /** [2B]: summed reference log-probs of the same rows (not used by orpo / simpo) */
+  refLogp?: TensorLike;
+  /** inpo: [2B] summed log-probs under the previous iterate */
+  prevLogp?: TensorLike;
+  /** xpo: [B] */
+  policyExplore?: TensorLike;
+  /** dno: [B] in [0, 1] */
+  preferenceProb?: TensorLike;
+}
+export interface FusedPreferenceLossOptions extends PreferenceOptions,
+  Out<'gradLogits' | 'losses' | 'gradPolicyChosen' | 'gradPolicyRejected' | 'chosenRewards' | 'rejectedRewards' | 'margins' | 'gradPolicyExplore'> {
+  /** softmax temperature τ > 0 (default 1) */
+  temperature?: number;
+  /** label value that marks a token as not counted (default −100) */
+  ignoreIndex?: number;
+}
+export interface FusedPreferenceLossResult extends PreferenceLossResult {
+  /** dLoss/dLogits [2B, T, V] (f32) */
+  gradLogits: Tensor<'f32'>;
+}
+
+/**
+ * `preferenceLoss` straight from the logits: log-softmax, gather, masked sequence sums (length
+ * averages for orpo / simpo; the counted-token counts are ipo's lengths with `lengthNormalize`),
+ * the loss and its backward, in one call that reads the logits twice and writes `gradLogits`.
+ * For rpo and orpo the chosen NLL is the chosen row's own (−sum, or −mean for orpo), so its
+ * gradient flows into `gradLogits`. Equal to logprobs → sequenceLogprobs → preferenceLoss →
+ * logprobsBackward.
+ */
+export function fusedPreferenceLoss(inputs: FusedPreferenceLossInputs, options: FusedPreferenceLossOptions): FusedPreferenceLossResult {
+  const a = new OpArgs('fusedPreferenceLoss', inputs, options);
+  const logits = a.tensor('logits', LOGITS, { rank: 3 });
+  const [R, T, V] = logits.shape as [number, number, number];
+  if (R % 2 !== 0) a.rangeError(`input 'logits' must have an even first dimension 2B (chosen rows, then rejected), got ${R}`);
+  const B = R / 2;
+  const labels = a.tensor('labels', INT, { shape: [R, T] });
+  const mask = a.mask('mask', { optional: true, shape: [R, T] });
+  const P = prefParams(a);
+  const t = P.type;
+  const refFree = t === 'orpo' || t === 'simpo';
+  const refLogp = refFree ? undefined : a.float('refLogp', { shape: [R] });
+  const prevLogp = t === 'inpo' ? a.float('prevLogp', { shape: [R] }) : undefined;
+  const explore = t === 'xpo' ? a.float('policyExplore', { shape: [B] }) : undefined;
+  const prob = t === 'dno' ? a.float('preferenceProb', { shape: [B] }) : undefined;
+  if (prob) checkProb(a, prob);
+  const temperature = a.num('temperature', { default: 1, gt: 0 });
+  const ignoreIndex = a.num('ignoreIndex', { default: -100, integer: true, min: -2147483648, max: 2147483647 });
+  const lab = labels.data as Int32Array, md = mask?.data;
+  for (let i = 0; i < lab.length; i++) {
+    const y = lab[i];
+    if (y !== ignoreIndex && (y < 0 || y >= V) && (md === undefined || md[i] !== 0))
+      a.rangeError(`input 'labels' must lie in [0, ${V}) or equal ignoreIndex (${ignoreIndex}) where counted, got ${y} at ${i}`);
+  }
+  const backend = a.backend();
+  const hasOut = a.options.out !== undefined && a.options.out !== null;
+  const shape = [B];
+  const gradLogits = a.out('gradLogits', 'f32', logits.shape);
+  const losses = outB(a, 'losses', shape, B, hasOut);
+  const gradPolicyChosen = outB(a, 'gradPolicyChosen', shape, B, hasOut);
+  const gradPolicyRejected = outB(a, 'gradPolicyRejected', shape, B, hasOut);
+  const chosenRewards = outB(a, 'chosenRewards', shape, B, hasOut);
+  const rejectedRewards = outB(a, 'rejectedRewards', shape, B, hasOut);
+  const margins = outB(a, 'margins', shape, B, hasOut);
+  const gx = t === 'xpo' ? outB(a, 'gradPolicyExplore', shape, B, hasOut) : undefined;
+  let loss: number, accuracy: number;
+  if (backend === 'js') {
+    [loss, accuracy] = ref.fusedPreferenceLoss(t, B, T, V, {
+      logits: readFloat(logits), labels: lab, mask: md as ArrayLike<number> | undefined, refLogp: dataFor(refLogp, true),
+      prevLogp: dataFor(prevLogp, true), explore: dataFor(explore, true), prob: dataFor(prob, true),
+    }, P, P.lengthNormalize, temperature, ignoreIndex, {
+      losses: losses.data, gc: gradPolicyChosen.data, gr: gradPolicyRejected.data, cr: chosenRewards.data, rj: rejectedRewards.data,
+      margins: margins.data, gx: gx?.data, gradLogits: gradLogits.data,
+    });
+  } else {
+    const f = (x: Tensor | undefined) => (x === undefined ? null : f32Data(x));
+    const L = logitsData(logits);
+    nat().fusedPreferenceLoss(
+      B, T, V, TYPE_CODE[t], P.lengthNormalize, L.code, L.data, lab, maskData(mask), f(refLogp), f(prevLogp), f(explore), f(prob),
+      gradLogits.data, losses.data, gradPolicyChosen.data, gradPolicyRejected.data, chosenRewards.data, rejectedRewards.data,
+      margins.data, gx ? gx.data : null, P.beta, P.epsilon, P.eta, P.alpha, P.tau, P.gamma, temperature, ignoreIndex,
+      backend === 'cuda', SCALARS,
+    );
+    loss = SCALARS[0];
+    accuracy = SCALARS[1];
+  }
+  const res: FusedPreferenceLossResult = {
+    losses, loss, gradPolicyChosen, gradPolicyRejected, chosenRewards, rejectedRewards, margins, accuracy, gradLogits,
+  };
+  if (gx) res.gradPolicyExplore = gx;
+  return res;
 }

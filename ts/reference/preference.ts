@@ -220,3 +220,81 @@ export function listwiseLoss(
   }
   return B ? sum / B : 0;
 }
+
+export interface FusedArrays {
+  /** logits widened to numbers, [2B·T·V] */
+  logits: Arr;
+  labels: Int32Array;
+  mask?: Arr;
+  refLogp?: Arr;
+  prevLogp?: Arr;
+  explore?: Arr;
+  prob?: Arr;
+}
+
+/**
+ * fusedPreferenceLoss in float64: log-softmax, gather, masked sums (length averages for orpo /
+ * simpo), the loss, then gradLogits = dLoss/dSeq_b · (onehot(y) − softmax(z)) / τ on counted tokens.
+ */
+export function fusedPreferenceLoss(
+  type: PreferenceType, B: number, T: number, V: number, x: FusedArrays, p: PrefParams, lengthNormalize: boolean,
+  temperature: number, ignoreIndex: number, o: PrefOuts & { gradLogits: Float32Array },
+): [number, number] {
+  const R = 2 * B;
+  const counted = (i: number) => (x.mask === undefined || x.mask[i] !== 0) && x.labels[i] !== ignoreIndex;
+  const lse = new Float64Array(R * T);
+  const seq = new Float64Array(R), cnt = new Float64Array(R);
+  for (let r = 0; r < R; r++) {
+    for (let t = 0; t < T; t++) {
+      const i = r * T + t;
+      if (!counted(i)) continue;
+      let m = -Infinity;
+      for (let v = 0; v < V; v++) m = Math.max(m, x.logits[i * V + v] / temperature);
+      let s = 0;
+      for (let v = 0; v < V; v++) s += Math.exp(x.logits[i * V + v] / temperature - m);
+      lse[i] = m + Math.log(s);
+      seq[r] += x.logits[i * V + x.labels[i]] / temperature - lse[i];
+      cnt[r]++;
+    }
+  }
+  const avg = type === 'orpo' || type === 'simpo';
+  const val = (r: number) => (avg ? (cnt[r] ? seq[r] / cnt[r] : 0) : seq[r]);
+  const inv = (r: number) => (cnt[r] ? 1 / cnt[r] : 0);
+  const nll = Float64Array.from({ length: B }, (_, b) => -val(b));
+  const [loss, acc] = preferenceLoss(type, B, {
+    pc: Float64Array.from({ length: B }, (_, b) => val(b)),
+    pr: Float64Array.from({ length: B }, (_, b) => val(B + b)),
+    rc: x.refLogp ? Array.prototype.slice.call(x.refLogp, 0, B) : undefined,
+    rr: x.refLogp ? Array.prototype.slice.call(x.refLogp, B, R) : undefined,
+    // an empty response (no counted token) contributes 0 to the length-normalised ratio
+    lc: lengthNormalize ? Float64Array.from({ length: B }, (_, b) => (cnt[b] ? cnt[b] : Infinity)) : undefined,
+    lr: lengthNormalize ? Float64Array.from({ length: B }, (_, b) => (cnt[B + b] ? cnt[B + b] : Infinity)) : undefined,
+    nll: type === 'xpo' ? x.explore : type === 'rpo' || type === 'orpo' ? nll : undefined,
+    prevc: x.prevLogp ? Array.prototype.slice.call(x.prevLogp, 0, B) : undefined,
+    prevr: x.prevLogp ? Array.prototype.slice.call(x.prevLogp, B, R) : undefined,
+    prob: x.prob,
+  }, p, { ...o, gx: o.gx ?? new Float32Array(B) } as PrefOuts);
+  // per-sequence gradient in float64 (the per-example outputs above are f32: recompute them)
+  const gseq = new Float64Array(R);
+  for (let b = 0; b < B; b++) {
+    const r = prefExample(type, {
+      pc: val(b), pr: val(B + b), rc: x.refLogp ? x.refLogp[b] : 0, rr: x.refLogp ? x.refLogp[B + b] : 0,
+      ilc: lengthNormalize ? inv(b) : 1, ilr: lengthNormalize ? inv(B + b) : 1,
+      nll: type === 'xpo' ? x.explore![b] : nll[b], prevc: x.prevLogp ? x.prevLogp[b] : 0, prevr: x.prevLogp ? x.prevLogp[B + b] : 0,
+      prob: x.prob ? x.prob[b] : 0,
+    }, p);
+    gseq[b] = (r.gc * (avg ? inv(b) : 1) - (type === 'rpo' ? r.gx : type === 'orpo' ? r.gx * inv(b) : 0)) / B;
+    gseq[B + b] = (r.gr * (avg ? inv(B + b) : 1)) / B;
+  }
+  const g = o.gradLogits;
+  for (let r = 0; r < R; r++)
+    for (let t = 0; t < T; t++) {
+      const i = r * T + t;
+      if (!counted(i)) { g.fill(0, i * V, (i + 1) * V); continue; }
+      for (let v = 0; v < V; v++) {
+        const pv = Math.exp(x.logits[i * V + v] / temperature - lse[i]);
+        g[i * V + v] = (gseq[r] * ((v === x.labels[i] ? 1 : 0) - pv)) / temperature;
+      }
+    }
+  return [loss, acc];
+}
