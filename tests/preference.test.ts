@@ -507,3 +507,247 @@ describe('preference: errors', () => {
 
 import { native } from '../ts/native.js';
 function require_native() { return native; }
+
+// ---------------------------------------------------------------------------------------------
+// fusedPreferenceLoss
+const FUSED_OUT = ['losses', 'gradPolicyChosen', 'gradPolicyRejected', 'chosenRewards', 'rejectedRewards', 'margins', 'gradPolicyExplore'];
+
+/** Random fused inputs: [2B,T,V] logits (NaN/Inf at uncounted positions), labels with ignoreIndex, a mask with holes. */
+function fusedInputs(v: string, B: number, T: number, V: number, seed: number, o: { dtype?: 'f32' | 'f16' | 'bf16'; emptyRows?: boolean; ign?: number } = {}) {
+  const r = rng(seed);
+  const R = 2 * B, N = R * T;
+  const ign = o.ign ?? -100;
+  const mask = r.mask(R, T);
+  if (!o.emptyRows) for (let row = 0; row < R; row++) if (!mask.slice(row * T, (row + 1) * T).some((m) => m)) mask[row * T] = 1;
+  const labels = Int32Array.from({ length: N }, () => r.int(0, V - 1));
+  for (let i = 0; i < N; i++) {
+    if (mask[i] && T > 2 && r.next() < 0.1) labels[i] = ign; // counted by the mask but ignored by the label
+    if (!mask[i] && r.next() < 0.3) labels[i] = r.next() < 0.5 ? -7 : V + 3; // never validated or read
+  }
+  if (!o.emptyRows) for (let row = 0; row < R; row++) {
+    const i = row * T;
+    if (![...Array(T).keys()].some((t) => mask[i + t] && labels[i + t] !== ign)) { mask[i] = 1; labels[i] = 0; }
+  }
+  const lg = r.f32(N * V, 2);
+  for (let i = 0; i < N; i++) if (!mask[i] || labels[i] === ign) lg[i * V + (i % V)] = i % 2 ? NaN : Infinity;
+  const t = typeOf(v);
+  const avgT = t === 'orpo' || t === 'simpo';
+  let logits: rk.Tensor = rk.tensor(lg, [R, T, V]);
+  if (o.dtype === 'f16') logits = rk.tensor(Uint16Array.from(lg, rk.floatToF16), [R, T, V], 'f16');
+  if (o.dtype === 'bf16') logits = rk.tensor(Uint16Array.from(lg, rk.floatToBf16), [R, T, V], 'bf16');
+  const inp: any = { logits, labels: rk.tensor(labels, [R, T]), mask: rk.tensor(mask, [R, T]) };
+  if (!avgT) inp.refLogp = rk.tensor(r.f32(R, 3, -T * Math.log(V)), [R]);
+  if (t === 'inpo') inp.prevLogp = rk.tensor(r.f32(R, 3, -T * Math.log(V)), [R]);
+  if (t === 'xpo') inp.policyExplore = rk.tensor(r.f32(B, 3, -30), [B]);
+  if (t === 'dno') inp.preferenceProb = rk.tensor(r.uniform(B), [B]);
+  return inp;
+}
+
+/** The un-fused composition: logprobs → sequenceLogprobs → preferenceLoss → logprobsBackward. */
+function composition(v: string, inp: any, o: any, backend: 'js' | 'cpu' | 'cuda') {
+  const [R, T] = inp.labels.shape;
+  const B = R / 2;
+  const ign = o.ignoreIndex ?? -100;
+  const t = typeOf(v);
+  const avg = t === 'orpo' || t === 'simpo';
+  const lab = inp.labels.data as Int32Array, m = inp.mask.data;
+  const counted = Uint8Array.from(lab, (y, i) => (m[i] !== 0 && y !== ign ? 1 : 0));
+  const eff = rk.tensor(Int32Array.from(lab, (y, i) => (counted[i] ? y : ign)), [R, T]);
+  const lp = rk.logprobs({ logits: inp.logits, labels: eff }, { temperature: o.temperature, ignoreIndex: ign, backend });
+  const seq = rk.sequenceLogprobs({ logp: lp.logp, mask: rk.tensor(counted, [R, T]) }, { average: avg, backend });
+  const s = seq.sum.data, c = seq.count.data;
+  const half = (x: ArrayLike<number>, k: number) => f32(Array.prototype.slice.call(x, k * B, (k + 1) * B), [B]);
+  const pin: any = { policyChosen: half(s, 0), policyRejected: half(s, 1) };
+  if (inp.refLogp) { pin.refChosen = half(inp.refLogp.data, 0); pin.refRejected = half(inp.refLogp.data, 1); }
+  if (v === 'ipoLN') { pin.chosenLength = rk.tensor(Int32Array.from(c.slice(0, B)), [B]); pin.rejectedLength = rk.tensor(Int32Array.from(c.slice(B)), [B]); }
+  if (t === 'rpo' || t === 'orpo') pin.chosenNll = f32(Array.from(s.slice(0, B), (x) => -x), [B]);
+  if (t === 'inpo') { pin.prevChosen = half(inp.prevLogp.data, 0); pin.prevRejected = half(inp.prevLogp.data, 1); }
+  if (t === 'xpo') pin.policyExplore = inp.policyExplore;
+  if (t === 'dno') pin.preferenceProb = inp.preferenceProb;
+  const pl: any = rk.preferenceLoss(pin, { ...o, backend });
+  const dseq = new Float64Array(R);
+  for (let b = 0; b < B; b++) {
+    dseq[b] = pl.gradPolicyChosen.data[b] * (avg ? 1 / c[b] : 1) - (t === 'rpo' ? pl.gradChosenNll.data[b] : t === 'orpo' ? pl.gradChosenNll.data[b] / c[b] : 0);
+    dseq[B + b] = pl.gradPolicyRejected.data[b] * (avg ? 1 / c[B + b] : 1);
+  }
+  const gradLogp = rk.tensor(Float32Array.from(counted, (k, i) => (k ? dseq[Math.floor(i / T)] : 0)), [R, T]);
+  const bw = rk.logprobsBackward({ logits: inp.logits, labels: eff, gradLogp, lse: lp.lse }, { temperature: o.temperature, ignoreIndex: ign, backend });
+  return { ...pl, gradLogits: bw.gradLogits };
+}
+
+/**
+ * SPEC scales for fused outputs, by first-order propagation: S_r = Σ_t (|z_y| + |lse|) over row r's
+ * counted tokens (÷ count for orpo / simpo) plus |refLogp_r|; a loss moves by |∂L/∂seq|·S, a
+ * gradient by |∂²L/∂seq²|·S (bounded per type), a gradLogits element by that times |1[j=y] − p_j|.
+ */
+function fusedScales(v: string, inp: any, want: any, o: any) {
+  const [R, T, V] = inp.logits.shape;
+  const B = R / 2;
+  const t = typeOf(v);
+  const avg = t === 'orpo' || t === 'simpo';
+  const ign = o.ignoreIndex ?? -100, tau = o.temperature ?? 1;
+  const L = inp.logits.dtype === 'f32' ? inp.logits.data : rk.readFloat(inp.logits);
+  const lab = inp.labels.data, m = inp.mask.data;
+  const S = new Float64Array(R), P = new Float64Array(R * T * V);
+  for (let r = 0; r < R; r++) {
+    let c = 0;
+    for (let k = 0; k < T; k++) {
+      const i = r * T + k;
+      if (!m[i] || lab[i] === ign) continue;
+      let mx = -Infinity;
+      for (let j = 0; j < V; j++) mx = Math.max(mx, L[i * V + j] / tau);
+      let se = 0;
+      for (let j = 0; j < V; j++) se += Math.exp(L[i * V + j] / tau - mx);
+      const lse = mx + Math.log(se);
+      for (let j = 0; j < V; j++) P[i * V + j] = Math.abs((j === lab[i] ? 1 : 0) - Math.exp(L[i * V + j] / tau - lse));
+      S[r] += Math.abs(L[i * V + lab[i]] / tau) + Math.abs(lse);
+      c++;
+    }
+    if (avg && c) S[r] /= c;
+    if (inp.refLogp) S[r] += Math.abs(inp.refLogp.data[r]);
+    if (inp.prevLogp) S[r] += Math.abs(inp.prevLogp.data[r]);
+  }
+  const beta = (OPTS[v] as any).beta;
+  const h2 = t === 'ipo' ? 2 : t === 'inpo' ? 2 * 4 : t === 'orpo' ? 50 : t === 'hinge' ? 0 : beta * beta;
+  const Sb = Float64Array.from({ length: B }, (_, b) => S[b] + S[B + b]);
+  const dseq = Float64Array.from({ length: R }, (_, r) => Math.abs(r < B ? want.gradPolicyChosen.data[r] : want.gradPolicyRejected.data[r - B]) * B);
+  const per = (name: string) => Float64Array.from({ length: B }, (_, b) => {
+    if (name === 'losses') return dseq[b] * S[b] + dseq[B + b] * S[B + b] + Math.abs(want.losses.data[b]) + (t === 'rpo' || t === 'orpo' ? S[b] : 0);
+    if (name.startsWith('grad')) return (h2 * Sb[b] + (t === 'rpo' || t === 'orpo' ? 1 : 0)) / B + Math.abs(want[name].data[b]);
+    return beta * (name === 'margins' ? Sb[b] : name === 'chosenRewards' ? S[b] : S[B + b]);
+  });
+  const grad = Float64Array.from(P, (p, i) => {
+    const r = Math.floor(i / (T * V)), b = r % B;
+    return (p * (dseq[r] + h2 * Sb[b] + (t === 'rpo' || t === 'orpo' ? 1 : 0))) / B / tau;
+  });
+  const loss = per('losses').reduce((x, y) => x + y, 0) / Math.max(B, 1);
+  return { per, grad, loss };
+}
+
+function compareFused(v: string, got: any, want: any, inp: any, o: any, what: string, tight = false) {
+  const sc = fusedScales(v, inp, want, o);
+  for (const k of FUSED_OUT) {
+    if (want[k] === undefined) continue;
+    expectClose(got[k].data, want[k].data, `${what} ${k}`, tight ? { tol: 1e-5 } : { scale: sc.per(k) });
+  }
+  expectClose(got.gradLogits.data, want.gradLogits.data, `${what} gradLogits`, tight ? { tol: 1e-5 } : { scale: sc.grad });
+  expectClose([got.loss], [want.loss], `${what} loss`, tight ? { tol: 1e-5 } : { scale: sc.loss });
+  expect(got.accuracy, `${what} accuracy`).toBe(want.accuracy);
+}
+
+for (const backend of nativeBackends()) {
+  describe(`fusedPreferenceLoss [${backend}]`, () => {
+    it('equals the composition logprobs → sequenceLogprobs → preferenceLoss → logprobsBackward (every type)', () => {
+      for (const [si, [B, T, V]] of ([[1, 1, 5], [1, 7, 33], [3, 5, 100], [2, 17, 1031]] as const).entries()) {
+        for (const v of VARIANTS) {
+          const inp = fusedInputs(v, B, T, V, 500 + si * 31 + v.length);
+          const o = { ...opts(v), temperature: si === 2 ? 0.7 : 1 };
+          const want = composition(v, inp, o, backend);
+          const got = rk.fusedPreferenceLoss(inp, { ...o, backend } as any);
+          for (const x of got.gradLogits.data) if (!Number.isFinite(x)) expect.fail(`${v} non-finite gradLogits`);
+          compareFused(v, got, want, inp, o, `fused vs composition ${B}x${T}x${V} ${v}`, true);
+        }
+      }
+    });
+
+    it('native vs js reference: every type, empty rows, f16/bf16 logits, custom ignoreIndex, every SIMD level', () => {
+      atEverySimdLevel((level) => {
+        for (const [si, [B, T, V, dtype]] of ([[1, 3, 7, 'f32'], [2, 9, 64, 'bf16'], [3, 4, 300, 'f16'], [2, 6, 2049, 'f32']] as const).entries()) {
+          for (const v of VARIANTS) {
+            if (level !== 'avx512' && si > 1 && v !== 'dpo' && v !== 'orpo') continue;
+            const ign = si === 1 ? -1 : -100;
+            // (orpo on an empty response is log 1 − log 0: undefined, so no empty rows there)
+            const inp = fusedInputs(v, B, T, V, 700 + si * 13 + v.length, { dtype, emptyRows: v !== 'orpo', ign });
+            const o = { ...opts(v), ignoreIndex: ign, temperature: si === 3 ? 1.5 : 1 };
+            const want = rk.fusedPreferenceLoss(inp, { ...o, backend: 'js' } as any);
+            const out = { gradLogits: poisoned(inp.logits.shape), losses: poisoned([B]), margins: poisoned([B]) };
+            const got = rk.fusedPreferenceLoss(inp, { ...o, backend, out } as any);
+            expect(got.gradLogits).toBe(out.gradLogits);
+            compareFused(v, got, want, inp, o, `${level} ${B}x${T}x${V} ${dtype} ${v}`);
+          }
+        }
+      });
+    });
+
+    it('uncounted positions are never read and get zero gradient; rows 0..B−1 are the chosen ones', () => {
+      const inp = fusedInputs('dpo', 2, 6, 50, 3);
+      const got = rk.fusedPreferenceLoss(inp, { type: 'dpo', beta: 0.5, backend });
+      const lab = inp.labels.data, m = inp.mask.data;
+      for (let i = 0; i < lab.length; i++) {
+        const row = got.gradLogits.data.subarray(i * 50, (i + 1) * 50);
+        if (!m[i] || lab[i] === -100) expect(row.every((g) => g === 0), `row ${i}`).toBe(true);
+        else {
+          // a counted row's gradient sums to 0 (softmax) and has the sign of dLoss/dSeq at the label
+          expect(Math.abs(row.reduce((s, g) => s + g, 0))).toBeLessThan(1e-6);
+          const b = Math.floor(i / 6);
+          const dseq = b < 2 ? got.gradPolicyChosen.data[b] : got.gradPolicyRejected.data[b - 2];
+          expect(Math.sign(row[lab[i]])).toBe(Math.sign(dseq));
+        }
+      }
+      expect(got.gradPolicyChosen.data.every((g) => g < 0)).toBe(true);
+      expect(got.gradPolicyRejected.data.every((g) => g > 0)).toBe(true);
+    });
+
+    it('large vocabulary and threads: 2B = 4, T = 8, V = 32000', () => {
+      const inp = fusedInputs('dpo', 2, 8, 32000, 9);
+      const want = composition('dpo', inp, { type: 'dpo', beta: 0.1 }, backend);
+      const got = rk.fusedPreferenceLoss(inp, { type: 'dpo', beta: 0.1, backend });
+      compareFused('dpo', got, want, inp, {}, 'V=32000', true);
+    });
+  });
+}
+
+describe('fusedPreferenceLoss: errors', () => {
+  const inp = fusedInputs('dpo', 2, 3, 5, 1);
+  for (const backend of ['js', ...nativeBackends()] as const) {
+    it(`[${backend}] documented errors`, () => {
+      const F = (i: any, o: any) => () => rk.fusedPreferenceLoss(i, { backend, ...o });
+      const d = { type: 'dpo', beta: 0.1 };
+      expect(F(inp, d)).not.toThrow();
+      expect(F({ ...inp, logits: f32(new Array(3 * 3 * 5).fill(0), [3, 3, 5]) }, d)).toThrow(/even/);
+      expect(F({ ...inp, logits: f32(new Array(20).fill(0), [4, 5]) }, d)).toThrow(/rank 3/);
+      expect(F({ ...inp, labels: rk.tensor(new Int32Array(8), [4, 2]) }, d)).toThrow(RangeError);
+      expect(F({ ...inp, labels: f32(new Array(12).fill(0), [4, 3]) }, d)).toThrow(TypeError);
+      const bad = Int32Array.from(inp.labels.data);
+      const k = Array.from(inp.mask.data).findIndex((m, i) => m && bad[i] !== -100);
+      bad[k] = 5;
+      expect(F({ ...inp, labels: rk.tensor(bad, [4, 3]) }, d)).toThrow(/labels/);
+      bad[k] = -2;
+      expect(F({ ...inp, labels: rk.tensor(bad, [4, 3]) }, d)).toThrow(RangeError);
+      const bad2 = Int32Array.from(bad, (y) => (y === -100 ? 0 : y));
+      expect(F({ ...inp, labels: rk.tensor(bad2, [4, 3]) }, { ...d, ignoreIndex: -2 })).not.toThrow();
+      expect(F({ ...inp, mask: rk.tensor(new Int32Array(12), [4, 3]) }, d)).toThrow(TypeError);
+      expect(F({ ...inp, refLogp: undefined }, d)).toThrow(TypeError);
+      expect(F({ ...inp, refLogp: f32([1, 2], [2]) }, d)).toThrow(RangeError);
+      expect(F(inp, { ...d, temperature: 0 })).toThrow(RangeError);
+      expect(F(inp, { ...d, ignoreIndex: 0.5 })).toThrow(RangeError);
+      expect(F(inp, { ...d, beta: 0 })).toThrow(RangeError);
+      expect(F(inp, { type: 'xpo', beta: 0.1 })).toThrow(TypeError);
+      expect(F(inp, { type: 'dno', beta: 0.1 })).toThrow(TypeError);
+      expect(F({ ...inp, preferenceProb: f32([0.5, 2], [2]) }, { type: 'dno', beta: 0.1 })).toThrow(RangeError);
+      expect(F(inp, { type: 'inpo', beta: 0.1, tau: 0.1, eta: 0.5 })).toThrow(TypeError);
+      expect(F(inp, { ...d, out: { gradLogits: rk.zeros([4, 3, 4], 'f32') } })).toThrow(RangeError);
+      expect(F(inp, { ...d, out: { gradLogits: rk.zeros([4, 3, 5], 'f64') } })).toThrow(TypeError);
+      // reference-free types need no refLogp
+      expect(F({ ...inp, refLogp: undefined }, { type: 'simpo', beta: 2 })).not.toThrow();
+    });
+  }
+
+  it('fuzzed arguments never crash the process', () => {
+    const r = rng(97);
+    const junk = [undefined, null, 0, -1, NaN, 'dpo', {}, [], new Float32Array(3), f32([1, 2], [2]), rk.tensor(new Int32Array(12), [4, 3]),
+      f32(new Array(60).fill(0), [4, 3, 5]), rk.tensor(new Uint8Array(12), [4, 3])];
+    const pick = () => junk[r.int(0, junk.length - 1)];
+    for (let i = 0; i < 300; i++) {
+      const x: any = {};
+      for (const k of ['logits', 'labels', 'mask', 'refLogp', 'prevLogp', 'policyExplore', 'preferenceProb']) x[k] = r.next() < 0.6 ? inp[k] : pick();
+      const o: any = { type: r.next() < 0.7 ? TYPES[r.int(0, TYPES.length - 1)] : pick(), beta: r.next() < 0.7 ? 0.1 : pick(),
+        temperature: r.next() < 0.7 ? undefined : pick(), ignoreIndex: r.next() < 0.7 ? undefined : pick(), eta: 0.5, tau: 0.1, epsilon: 0.1 };
+      try { rk.fusedPreferenceLoss(x, o); } catch (e) { expect(e).toBeInstanceOf(Error); }
+    }
+    if (native) for (let i = 0; i < 300; i++) {
+      const args = Array.from({ length: r.int(0, 32) }, pick);
+      try { (native as any).fusedPreferenceLoss(...args); } catch (e) { expect(e).toBeInstanceOf(Error); }
+    }
+  });
+});
