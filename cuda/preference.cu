@@ -4,6 +4,7 @@
 // the row's three scratch vectors in shared memory, the same row routine as the CPU.
 #include "../src/core/preference.hpp"
 #include "common.cuh"
+#include "logprobs.cuh"
 #include "preference.cuh"
 
 namespace {
@@ -202,6 +203,165 @@ extern "C" int rk_cuda_listwise_loss(const rk_listwise_loss_args* h, char* err, 
   RKC_TRY(st.out(h->grad_policy, n, &d.grad_policy));
   RKC_TRY(st.out(h->scalars, 2, &d.scalars));
   RKC_TRY(rk_launch_listwise_loss(d, 0));
+  RKC_TRY(st.finish());
+  return 0;
+}
+
+// ---- fusedPreferenceLoss ---------------------------------------------------------------------
+
+namespace {
+
+__global__ void fused_labels_kernel(const int32_t* labels, const void* mask, int kind, int32_t ign, int32_t* lab, size_t n) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    lab[i] = rkc::mask_at(mask, kind, i) ? labels[i] : ign;
+}
+
+// One warp per sequence row: masked sum of logp (double), count → value (sum or mean), 1/count,
+// length (+inf for an empty row) and, for rpo / orpo, the chosen NLL.
+__global__ void fused_seq_kernel(const float* logp, const int32_t* lab, int32_t ign, size_t R, size_t T, size_t B, int avg,
+                                 int want_nll, float* seq, float* len, float* inv, float* nll) {
+  size_t row = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) / 32;
+  unsigned lane = threadIdx.x & 31;
+  if (row >= R) return;
+  double s = 0;
+  unsigned long long c = 0;
+  for (size_t t = lane; t < T; t += 32) {
+    size_t i = row * T + t;
+    bool on = lab[i] != ign;
+    s += on ? (double)logp[i] : 0.0;
+    c += on ? 1 : 0;
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    s += __shfl_down_sync(0xffffffffu, s, o);
+    c += __shfl_down_sync(0xffffffffu, c, o);
+  }
+  if (lane == 0) {
+    float v = avg ? (c ? (float)(s / (double)c) : 0.0f) : (float)s;
+    seq[row] = v;
+    inv[row] = c ? 1.0f / (float)c : 0.0f;
+    len[row] = c ? (float)c : rk::inf_f();
+    if (want_nll && row < B) nll[row] = -v;
+  }
+}
+
+__global__ void fused_grad_logp_kernel(const int32_t* lab, int32_t ign, size_t B, size_t T, int type, const float* gc,
+                                       const float* gr, const float* gnll, const float* inv, float* glogp) {
+  const size_t n = 2 * B * T;
+  const bool avg = type == RK_PREF_ORPO || type == RK_PREF_SIMPO;
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    size_t r = i / T;
+    bool chosen = r < B;
+    size_t b = chosen ? r : r - B;
+    float g = chosen ? gc[b] : gr[b];
+    if (avg) g *= inv[r];
+    if (chosen && type == RK_PREF_RPO) g -= gnll[b];
+    if (chosen && type == RK_PREF_ORPO) g -= gnll[b] * inv[r];
+    glogp[i] = lab[i] != ign ? g : 0.0f;
+  }
+}
+
+}  // namespace
+
+cudaError_t rk_launch_fused_preference_loss(const rk_fused_preference_args& a, cudaStream_t s) {
+  const size_t B = a.B, T = a.T, R = 2 * B, N = R * T;
+  const int type = a.type;
+  const bool avg = type == RK_PREF_ORPO || type == RK_PREF_SIMPO;
+  // scratch: lab[N] (i32), logp[N], lse[N], glogp[N], seq/len/inv[R], nll/gnll[B]
+  size_t floats = 3 * N + 3 * R + 2 * B;
+  void* ws = nullptr;
+  cudaError_t e = cudaMallocAsync(&ws, (N + floats) * 4 + 16, s);
+  if (e != cudaSuccess) return e;
+  int32_t* lab = static_cast<int32_t*>(ws);
+  float* logp = reinterpret_cast<float*>(lab + N);
+  float* lse = logp + N;
+  float* glogp = lse + N;
+  float* seq = glogp + N;
+  float* len = seq + R;
+  float* inv = len + R;
+  float* nll = inv + R;
+  float* gnll = nll + B;
+  if (N) fused_labels_kernel<<<rkc::grid_for(N, kBlock), kBlock, 0, s>>>(a.labels, a.mask, a.mask_kind, a.ignore_index, lab, N);
+  rk_logprobs_args f{};
+  f.logits = a.logits;
+  f.dtype = a.dtype;
+  f.labels = lab;
+  f.N = N;
+  f.V = a.V;
+  f.temperature = a.temperature;
+  f.ignore_index = a.ignore_index;
+  f.logp = logp;
+  f.lse = lse;
+  f.entropy = nullptr;
+  if (N && (e = rk_launch_logprobs(f, s)) != cudaSuccess) { cudaFreeAsync(ws, s); return e; }
+  if (R) fused_seq_kernel<<<rkc::grid_for(R * 32, kBlock), kBlock, 0, s>>>(logp, lab, a.ignore_index, R, T, B, avg ? 1 : 0,
+                                                                          type == RK_PREF_RPO || type == RK_PREF_ORPO, seq, len, inv, nll);
+  rk_preference_loss_args p{};
+  p.B = B;
+  p.type = type;
+  p.length_normalize = a.length_normalize;
+  p.p = a.p;
+  p.policy_chosen = seq;
+  p.policy_rejected = seq + B;
+  p.ref_chosen = a.ref_logp;
+  p.ref_rejected = a.ref_logp ? a.ref_logp + B : nullptr;
+  p.chosen_length = len;
+  p.rejected_length = len + B;
+  p.chosen_nll = nll;
+  p.policy_explore = a.policy_explore;
+  p.prev_chosen = a.prev_logp;
+  p.prev_rejected = a.prev_logp ? a.prev_logp + B : nullptr;
+  p.preference_prob = a.preference_prob;
+  p.losses = a.losses;
+  p.grad_policy_chosen = a.grad_policy_chosen;
+  p.grad_policy_rejected = a.grad_policy_rejected;
+  p.chosen_rewards = a.chosen_rewards;
+  p.rejected_rewards = a.rejected_rewards;
+  p.margins = a.margins;
+  p.grad_extra = type == RK_PREF_XPO ? a.grad_extra : gnll;
+  p.scalars = a.scalars;
+  if ((e = rk_launch_preference_loss(p, s)) != cudaSuccess) { cudaFreeAsync(ws, s); return e; }
+  if (N) fused_grad_logp_kernel<<<rkc::grid_for(N, kBlock), kBlock, 0, s>>>(lab, a.ignore_index, B, T, type, a.grad_policy_chosen,
+                                                                          a.grad_policy_rejected, gnll, inv, glogp);
+  rk_logprobs_backward_args bw{};
+  bw.logits = a.logits;
+  bw.dtype = a.dtype;
+  bw.labels = lab;
+  bw.N = N;
+  bw.V = a.V;
+  bw.grad_logp = glogp;
+  bw.grad_entropy = nullptr;
+  bw.lse = lse;
+  bw.temperature = a.temperature;
+  bw.ignore_index = a.ignore_index;
+  bw.grad_logits = a.grad_logits;
+  if (N && (e = rk_launch_logprobs_backward(bw, s)) != cudaSuccess) { cudaFreeAsync(ws, s); return e; }
+  e = cudaFreeAsync(ws, s);
+  if (e != cudaSuccess) return e;
+  return cudaGetLastError();
+}
+
+extern "C" int rk_cuda_fused_preference_loss(const rk_fused_preference_args* h, char* err, size_t errlen) {
+  rkc::Staging st;
+  rk_fused_preference_args d = *h;
+  const size_t B = h->B, R = 2 * B, N = R * h->T, NV = N * h->V;
+  const size_t esz = h->dtype == RK_DT_F32 ? 4 : 2;
+  RKC_TRY(st.in_bytes(h->logits, NV * esz, &d.logits));
+  RKC_TRY(st.in(h->labels, N, &d.labels));
+  RKC_TRY(st.in_bytes(h->mask, N * rkc::mask_bytes(h->mask_kind), &d.mask));
+  RKC_TRY(st.in(h->ref_logp, R, &d.ref_logp));
+  RKC_TRY(st.in(h->prev_logp, R, &d.prev_logp));
+  RKC_TRY(st.in(h->policy_explore, B, &d.policy_explore));
+  RKC_TRY(st.in(h->preference_prob, B, &d.preference_prob));
+  RKC_TRY(st.out(h->grad_logits, NV, &d.grad_logits));
+  RKC_TRY(st.out(h->losses, B, &d.losses));
+  RKC_TRY(st.out(h->grad_policy_chosen, B, &d.grad_policy_chosen));
+  RKC_TRY(st.out(h->grad_policy_rejected, B, &d.grad_policy_rejected));
+  RKC_TRY(st.out(h->chosen_rewards, B, &d.chosen_rewards));
+  RKC_TRY(st.out(h->rejected_rewards, B, &d.rejected_rewards));
+  RKC_TRY(st.out(h->margins, B, &d.margins));
+  RKC_TRY(st.out(h->grad_extra, B, &d.grad_extra));
+  RKC_TRY(st.out(h->scalars, 2, &d.scalars));
+  RKC_TRY(rk_launch_fused_preference_loss(d, 0));
   RKC_TRY(st.finish());
   return 0;
 }
