@@ -41,5 +41,30 @@ export function cases(_opts: BenchOptions): BenchCase[] {
     out.push({ family: 'preference', op: 'apoReference', size: `${B}x${K}`, bytes: n * 12,
       run: on((backend) => rk.apoReference({ current, previous }, { alpha: 0.5, backend, out: ro })) });
   }
+  // fusedPreferenceLoss at 2B = 16, T = 512, V = 32000 (CPU), next to one logprobs forward plus one
+  // logprobsBackward on the same logits: the issue's target is fused ≤ 1.3× that pair.
+  {
+    const R = 16, T = 512, V = 32000, N = R * T;
+    const lg = randn(N * V, 11, 2);
+    const f32Logits = rk.tensor(lg, [R, T, V]);
+    const bf16Logits = rk.tensor(Uint16Array.from({ length: N * V }, (_, i) => rk.floatToBf16(lg[i])), [R, T, V], 'bf16');
+    const labels = rk.tensor(Int32Array.from({ length: N }, (_, i) => (i * 7919) % V), [R, T]);
+    const mask = rk.tensor(new Uint8Array(N).fill(1), [R, T]);
+    const refLogp = rk.tensor(Float32Array.from(randn(R, 12, 10), (x) => x - 5000), [R]);
+    const gradLogits = rk.zeros([R, T, V], 'f32');
+    const lpOut = { logp: rk.zeros([R, T], 'f32'), lse: rk.zeros([R, T], 'f32') };
+    const gradLogp = rk.tensor(new Float32Array(N).fill(0.01), [R, T]);
+    for (const [tag, logits, esz] of [['f32', f32Logits, 4], ['bf16', bf16Logits, 2]] as const) {
+      const size = `${R}x${T}x${V} ${tag}`;
+      out.push({ family: 'preference', op: 'fusedPreferenceLoss(dpo)', size, bytes: N * V * (2 * esz + 4),
+        note: 'logits read twice, gradLogits written once',
+        run: { cpu: () => rk.fusedPreferenceLoss({ logits, labels, mask, refLogp }, { type: 'dpo', beta: 0.1, backend: 'cpu', out: { gradLogits } }) } });
+      out.push({ family: 'preference', op: 'logprobs + logprobsBackward (fused target / 1.3)', size, bytes: N * V * (2 * esz + 4),
+        run: { cpu: () => {
+          const lp = rk.logprobs({ logits, labels }, { backend: 'cpu', out: lpOut });
+          rk.logprobsBackward({ logits, labels, gradLogp, lse: lp.lse }, { backend: 'cpu', out: { gradLogits } });
+        } } });
+    }
+  }
   return out;
 }
