@@ -181,17 +181,20 @@ RK_HD float listwise_row(int type, const float* pol, const float* ref, const flo
     }
     sync();
     for (size_t i = tid; i < K; i += nt) {
-      float gi = 0.0f;
+      // branch-free over j (vectorises): i beats j adds Δ·softplus(s_j − s_i) to the loss and
+      // −Δ·σ(s_j − s_i) to ∂/∂s_i; j beats i adds Δ·σ(s_i − s_j) = Δ·(1 − σ(s_j − s_i)).
+      float gi = 0.0f, li_part = 0.0f;
       const float li = lab[i], si = s[i], ai = a[i], ci = c[i];
       for (size_t j = 0; j < K; ++j) {
         float d = absf(ci - c[j]) * absf(ai - a[j]);
-        if (li > lab[j]) {  // i beats j: Δ·softplus(s_j − s_i)
-          part += d * softplusf(s[j] - si);
-          gi -= d * sigmoidf(s[j] - si);
-        } else if (lab[j] > li) {  // j beats i: Δ·softplus(s_i − s_j)
-          gi += d * sigmoidf(si - s[j]);
-        }
+        float win = li > lab[j] ? d : 0.0f;
+        float lose = lab[j] > li ? d : 0.0f;
+        float sp, sg;
+        softplus_sigmoid(s[j] - si, &sp, &sg);
+        li_part += win * sp;
+        gi += lose * (1.0f - sg) - win * sg;
       }
+      part += li_part;
       g[i] = gi * beta * gscale;
     }
   } else {

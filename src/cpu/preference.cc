@@ -174,14 +174,16 @@ extern "C" void rk_cpu_listwise_loss(const rk_listwise_loss_args* a) {
     std::vector<float> scratch(3 * (K ? K : 1));
     for (size_t c = c0; c < c1; ++c) {
       size_t b0 = c * chunk, b1 = b0 + chunk < B ? b0 + chunk : B;
-      for (size_t b = b0; b < b1; ++b) {
-        size_t o = b * K;
-        float l = listwise_row(a->type, a->policy + o, a->ref ? a->ref + o : nullptr, a->labels ? a->labels + o : nullptr,
-                               a->lengths ? a->lengths + o : nullptr, K, a->beta, a->sft_weight, gscale,
-                               a->grad_policy + o, scratch.data(), scratch.data() + K, scratch.data() + 2 * K, 0, 1,
-                               [] {});
-        a->losses[b] = l;
-      }
+      float* sc = scratch.data();
+      simd_dispatch([&]() RK_LOOP {
+        for (size_t b = b0; b < b1; ++b) {
+          size_t o = b * K;
+          float l = listwise_row(a->type, a->policy + o, a->ref ? a->ref + o : nullptr, a->labels ? a->labels + o : nullptr,
+                                 a->lengths ? a->lengths + o : nullptr, K, a->beta, a->sft_weight, gscale,
+                                 a->grad_policy + o, sc, sc + K, sc + 2 * K, 0, 1, [] {});
+          a->losses[b] = l;
+        }
+      });
       reduce_losses(a->losses, nullptr, b0, b1, &parts[c]);
     }
   };
