@@ -1,18 +1,21 @@
 /**
  * Preference losses (SPEC §4), with the gradient of the MEAN loss for every policy input.
+ * Papers (title, then the equation or section): see docs/preference.md for every equation.
  *
- * - `preferenceLoss`: DPO ("Direct Preference Optimization", eq. 7) and its variants: cDPO
- *   (label smoothing), rDPO ("Provably Robust DPO", eq. 8), IPO ("A General Theoretical Paradigm
- *   to Understand Learning from Human Preferences", eq. 17), hinge (SLiC-HF eq. 1 / RSO),
- *   RPO ("Provably Mitigating Overoptimization in RLHF", eq. 4.3), XPO ("Exploratory Preference
- *   Optimization", Alg. 1), INPO ("Iterative Nash Policy Optimization", eq. 10), DNO ("Direct Nash
- *   Optimization", Alg. 1 soft labels), and the reference-free ORPO ("ORPO: Monolithic Preference
- *   Optimization without Reference Model", eqs. 4–6) and SimPO ("SimPO: Simple Preference
- *   Optimization with a Reference-Free Reward", eq. 6).
- * - `apoReference`: "Accelerated Preference Optimization" (Alg. 1, the extrapolated reference).
+ * - `preferenceLoss`: DPO ("Direct Preference Optimization: Your Language Model is Secretly a
+ *   Reward Model", eq. 7) and its variants: cDPO (label smoothing), rDPO ("Provably Robust DPO:
+ *   Aligning Language Models with Noisy Feedback", the de-biased loss), IPO ("A General
+ *   Theoretical Paradigm to Understand Learning from Human Preferences", the sampled IPO loss),
+ *   hinge (SLiC-HF's calibration loss; RSO's hinge-norm), RPO ("Provably Mitigating
+ *   Overoptimization in RLHF"), XPO ("Exploratory Preference Optimization", Alg. 1), INPO
+ *   ("Iterative Nash Policy Optimization", its square loss), DNO ("Direct Nash Optimization",
+ *   Alg. 1 with soft labels), and the reference-free ORPO ("ORPO: Monolithic Preference
+ *   Optimization without Reference Model", the odds-ratio loss) and SimPO ("SimPO: Simple
+ *   Preference Optimization with a Reference-Free Reward", eq. 6).
+ * - `apoReference`: "Accelerated Preference Optimization" (the extrapolated reference policy).
  * - `listwiseLoss`: LiPO-λ ("LiPO: Listwise Preference Optimization through Learning-to-Rank",
- *   eq. 6), PRO ("Preference Ranking Optimization for Human Alignment", eqs. 4–6), and the
- *   Plackett-Luce DPO loss (DPO paper, Appendix A.3, eq. 20).
+ *   the Lambda-weighted loss), PRO ("Preference Ranking Optimization for Human Alignment"), and
+ *   the Plackett-Luce DPO loss (the DPO paper, Appendix A.3).
  * - `fusedPreferenceLoss`: logits → log-softmax → gather → masked sums → loss → gradLogits.
  *
  * Every log-sigmoid is a softplus (−log σ(x) = softplus(−x)), so the losses are finite for any margin.
