@@ -3,6 +3,7 @@
  * One line per op family; SPEC sections in brackets.
  */
 export * from './tensor.js';
+export type { CommonOptions } from './validate.js';
 export { backends, setSimd, setThreads, addonPath, nativeLoadError, type Backend, type BackendsInfo } from './native.js';
 export * from './ops/logprobs.js'; // §1 token log-probs
 export * from './ops/rewards.js'; // §2 KL penalties and token-wise rewards

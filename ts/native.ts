@@ -29,7 +29,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 // RLHF_KERNELS_ADDON, when set, is the only path tried (an explicit choice must not silently
 // load another build).
 const candidates = process.env.RLHF_KERNELS_ADDON
-  ? [process.env.RLHF_KERNELS_ADDON]
+  ? [resolve(process.env.RLHF_KERNELS_ADDON)]
   : [join(root, 'build-cuda', 'Release', 'rlhf_kernels.node'), join(root, 'build', 'Release', 'rlhf_kernels.node')];
 
 function load(): { addon: NativeCore | null; path: string | null; error: string | null } {
@@ -62,6 +62,10 @@ export const addonPath: string | null = loaded.path;
 /** Why the addon is not loaded (null if it is). */
 export const nativeLoadError: string | null = loaded.error;
 
+// CI sets RLHF_KERNELS_REQUIRE_NATIVE=1 so that a build that fails to load is an error, not a
+// silent run of the js backend.
+if (!native && process.env.RLHF_KERNELS_REQUIRE_NATIVE === '1')
+  throw new Error(`rlhf-kernels: native addon ${loaded.error} (RLHF_KERNELS_REQUIRE_NATIVE=1)`);
 if (!native && process.env.RLHF_KERNELS_NO_NATIVE !== '1') {
   process.emitWarning(`rlhf-kernels: native addon ${loaded.error}; falling back to the slow 'js' backend.`, {
     code: 'RLHF_KERNELS_NO_NATIVE',

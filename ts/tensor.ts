@@ -178,7 +178,17 @@ export function floatToF16(x: number): number {
 
 /** Widens an f16/bf16 tensor to numbers (js reference), other dtypes as they are. */
 export function readFloat(t: Tensor): ArrayLike<number> {
-  if (t.dtype === 'bf16') return Float64Array.from(t.data as Uint16Array, bf16ToFloat);
-  if (t.dtype === 'f16') return Float64Array.from(t.data as Uint16Array, f16ToFloat);
-  return t.data;
+  if (t.dtype !== 'bf16' && t.dtype !== 'f16') return t.data;
+  const src = t.data as Uint16Array;
+  const out = new Float32Array(src.length); // exact: every f16/bf16 value is an f32 value
+  if (t.dtype === 'bf16') {
+    new Uint32Array(out.buffer).set(src); // widen the bit patterns, then shift into place
+    const u = new Uint32Array(out.buffer);
+    for (let i = 0; i < u.length; i++) u[i] <<= 16;
+  } else {
+    const table = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) table[h] = f16ToFloat(h);
+    for (let i = 0; i < src.length; i++) out[i] = table[src[i]];
+  }
+  return out;
 }

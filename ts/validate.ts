@@ -7,6 +7,12 @@
 import { resolveBackend, type ResolvedBackend } from './native.js';
 import { numel, toTensor, type DType, type Tensor } from './tensor.js';
 
+/** Options every op takes (SPEC §0 "Common options"). */
+export interface CommonOptions {
+  /** 'auto' (default): the native CPU backend when loaded, else 'js' */
+  backend?: 'auto' | 'cpu' | 'cuda' | 'js';
+}
+
 export const FLOAT: readonly DType[] = ['f32', 'f64'];
 export const LOGITS: readonly DType[] = ['f32', 'f64', 'f16', 'bf16'];
 export const MASK: readonly DType[] = ['u8', 'f32'];

@@ -9,7 +9,7 @@
 import { native, type NativeCore } from '../native.js';
 import * as ref from '../reference/rewards.js';
 import type { Tensor, TensorLike } from '../tensor.js';
-import { f32Data, f32DataOpt, maskData, OpArgs } from '../validate.js';
+import { f32Data, f32DataOpt, maskData, OpArgs, type CommonOptions } from '../validate.js';
 
 type F32 = Float32Array;
 type MaskArr = Uint8Array | Float32Array | null;
@@ -25,9 +25,6 @@ export type KlEstimator = ref.KlEstimator;
 export const KL_ESTIMATORS: readonly KlEstimator[] = ['k1', 'k2', 'k3', 'abs'];
 const EST_CODE: Record<KlEstimator, number> = { k1: 0, k2: 1, k3: 2, abs: 3 };
 
-export interface CommonOptions {
-  backend?: 'auto' | 'cpu' | 'cuda' | 'js';
-}
 type Out<K extends string> = { out?: Partial<Record<K, TensorLike>> };
 
 /** Reads logp [B,T] and the other [B,T] float inputs named in `same`. */
