@@ -87,19 +87,25 @@ RK_HD float lp_grad(float d, float gl, float ge, float H, float inv_t) {
 // vocabKl statistics of a pair of rows a (the distribution the expectation is under) and b:
 //   ma, sa = online softmax stats of a; u = Σ e^{a_j − ma}·(a_j − b_j); mb, sb stats of b.
 // KL(P_a‖P_b) = u/sa − (ma − mb) − log sa + log sb. Terms with e^{a_j − ma} = 0 contribute 0
-// (a shared −inf entry counts 0; b_j = −inf where P_a > 0 gives +inf, as the SPEC says).
+// (a shared −inf entry counts 0; b_j = −inf where a_j is finite, i.e. P_a,j > 0, gives +inf, as the
+// SPEC says, even where P_a,j underflows in f32). Other terms whose weight underflows count 0.
 struct KlStats {
   float ma, sa, u, mb, sb;
 };
 RK_HD KlStats kl_empty() { return KlStats{kLpM0, 0.0f, 0.0f, kLpM0, 0.0f}; }
 
-RK_HD float kl_term(float e, float da, float ab) { return da < kLpLo ? 0.0f : e * ab; }
+// One term e·(a − b): 0 where the weight underflowed, +inf wherever a is finite and b = −inf
+// (P_a,j > 0 and P_b,j = 0, however small P_a,j is).
+RK_HD float kl_term(float e, float da, float ab) { return ab == inf_f() ? ab : (da < kLpLo ? 0.0f : e * ab); }
+// u rescaled by an underflowing weight: its finite terms vanish, an infinite u stays +inf.
+RK_HD float kl_scale_u(float u, float f, float dm) { return u == inf_f() ? u : (dm < kLpLo ? 0.0f : u * f); }
 
 RK_HD void kl_push(KlStats& st, float a, float b) {
   if (a > st.ma) {
-    float f = expf_(maxf(st.ma - a, kLpLo));
+    float dm = st.ma - a;
+    float f = expf_(maxf(dm, kLpLo));
     st.sa *= f;
-    st.u *= f;
+    st.u = kl_scale_u(st.u, f, dm);
     st.ma = a;
   }
   if (b > st.mb) {
@@ -127,7 +133,7 @@ RK_HD KlStats kl_merge(KlStats x, KlStats y) {
     float fx = expf_(is_nan(dx) ? dx : maxf(dx, kLpLo)), fy = expf_(is_nan(dy) ? dy : maxf(dy, kLpLo));
     r.ma = M;
     r.sa = x.sa * fx + y.sa * fy;
-    r.u = x.u * fx + y.u * fy;
+    r.u = kl_scale_u(x.u, fx, dx) + kl_scale_u(y.u, fy, dy);
   }
   if (x.sb == 0.0f) { r.mb = y.mb; r.sb = y.sb; }
   else if (y.sb == 0.0f) { r.mb = x.mb; r.sb = x.sb; }
@@ -169,6 +175,51 @@ RK_HD float kl_grad_forward(float dx, float dr, float g_inv_t) {
   float q = expf_(clampf(dr, kLpLo, 88.0f));
   q = dr < kLpLo ? 0.0f : q;
   return (p - q) * g_inv_t;
+}
+
+
+// ---- base-2 variant for the CUDA kernels: z2 = z·log2(e), e = 2^{z2 − m2} (one ex2 instruction
+// on the GPU, and 2^{−inf} = 0 exactly, so no clamp is needed for s). m2 and w2 are in log2 units;
+// lse2_to_nat converts the state to the natural-log LseStats above (m = m2·ln2, w = w2·ln2), and
+// merging/finishing then use the functions above.
+constexpr float kLp2Lo = -150.0f;  // 2^{-150} = 0 in f32
+constexpr float kLn2 = 0.693147180559945309f;
+constexpr float kLog2e = 1.44269504088896341f;
+RK_HD float exp2f_(float x) {
+#if defined(__CUDA_ARCH__)
+  return exp2f(x);
+#else
+  return expf_(x * kLn2);
+#endif
+}
+// Adds K values z2[0..K) (already scaled by log2(e)/τ): one rescale for the K values' max.
+template <bool W, int K>
+RK_HD void lse2_push_k(LseStats& st, const float* z2) {
+  float bm = z2[0];
+  for (int k = 1; k < K; ++k) bm = z2[k] > bm ? z2[k] : bm;
+  if (bm > st.m) {
+    float dm = maxf(st.m - bm, kLp2Lo);
+    float f = exp2f_(dm);
+    if (W) st.w = f * (st.w + dm * st.s);
+    st.s *= f;
+    st.m = bm;
+  }
+  for (int k = 0; k < K; ++k) {
+    float d = z2[k] - st.m;
+    float e = exp2f_(d);  // 0 for d = −inf, NaN for NaN
+    st.s += e;
+    if (W) st.w += d < kLp2Lo ? 0.0f : e * d;
+  }
+}
+RK_HD LseStats lse2_to_nat(LseStats st) { return LseStats{st.m * kLn2, st.s, st.w * kLn2}; }
+
+// lp_grad in base 2: d2 = z2 − lse·log2(e); returns −2^{d2}·(gl + ge·(d + H))/τ, d = d2·ln2.
+template <bool GE>
+RK_HD float lp_grad2(float d2, float gl, float ge, float H, float inv_t) {
+  float p = exp2f_(minf(d2, 127.0f));
+  if (!GE) return -p * gl * inv_t;
+  float dc = (d2 < kLp2Lo ? kLp2Lo : d2) * kLn2;
+  return -p * (gl + ge * (dc + H)) * inv_t;
 }
 
 }  // namespace rk

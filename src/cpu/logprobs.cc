@@ -54,9 +54,12 @@ static inline V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
 static inline V max(V a, V b) { return _mm512_max_ps(a, b); }
 static inline V min(V a, V b) { return _mm512_min_ps(a, b); }
 static inline bool any_gt(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ) != 0; }
+static inline V inf_if_inf(V v, V t) { return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(t, set1(inf_f()), _CMP_EQ_OQ), set1(inf_f())); }
 static inline V blend_gt(V a, V b, V x, V y) { return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), x); }
 static inline V zero_lt(V v, V d, float lo) { return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(d, set1(lo), _CMP_LT_OQ), zero()); }
 static inline void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+static inline float hmax(V v) { return _mm512_reduce_max_ps(v); }
+static inline float hsum(V v) { return _mm512_reduce_add_ps(v); }
 // e^d, d ≤ 88 (or NaN): d = n·ln2 + r, degree-6 polynomial (rk::expf_'s), 2^n by vscalefps
 // (which underflows to 0 and overflows to +inf correctly).
 static inline V exp(V d) {
@@ -102,9 +105,22 @@ static inline V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
 static inline V max(V a, V b) { return _mm256_max_ps(a, b); }
 static inline V min(V a, V b) { return _mm256_min_ps(a, b); }
 static inline bool any_gt(V a, V b) { return _mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_GT_OQ)) != 0; }
+static inline V inf_if_inf(V v, V t) { return _mm256_blendv_ps(v, set1(inf_f()), _mm256_cmp_ps(t, set1(inf_f()), _CMP_EQ_OQ)); }
 static inline V blend_gt(V a, V b, V x, V y) { return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_GT_OQ)); }
 static inline V zero_lt(V v, V d, float lo) { return _mm256_andnot_ps(_mm256_cmp_ps(d, set1(lo), _CMP_LT_OQ), v); }
 static inline void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+static inline float hmax(V v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+static inline float hsum(V v) {
+  __m128 m = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_add_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
 // e^d for d ≤ 88 (or NaN); 2^n through the exponent bits, so d < −87.3 flushes to 0.
 static inline V exp(V d) {
   V dc = _mm256_min_ps(set1(88.0f), _mm256_max_ps(set1(-87.33f), d));
@@ -154,6 +170,7 @@ static inline V mul(V a, V b) { RK_LANES(a.l[i] * b.l[i]); }
 static inline V fmadd(V a, V b, V c) { RK_LANES(a.l[i] * b.l[i] + c.l[i]); }
 static inline V max(V a, V b) { RK_LANES(a.l[i] > b.l[i] ? a.l[i] : b.l[i]); }
 static inline V min(V a, V b) { RK_LANES(a.l[i] < b.l[i] ? a.l[i] : b.l[i]); }
+static inline V inf_if_inf(V v, V t) { RK_LANES(t.l[i] == inf_f() ? inf_f() : v.l[i]); }
 static inline V blend_gt(V a, V b, V x, V y) { RK_LANES(a.l[i] > b.l[i] ? x.l[i] : y.l[i]); }
 static inline V zero_lt(V v, V d, float lo) { RK_LANES(d.l[i] < lo ? 0.0f : v.l[i]); }
 static inline V exp(V d) { RK_LANES(expf_(d.l[i])); }
@@ -164,6 +181,12 @@ static inline bool any_gt(V a, V b) {
   return r;
 }
 static inline void store(float* p, V v) { memcpy(p, v.l, sizeof v.l); }
+static inline float hmax(V v) {
+  float m = v.l[0];
+  for (int i = 1; i < 8; ++i) m = v.l[i] > m ? v.l[i] : m;
+  return m;
+}
+static inline float hsum(V v) { return ((v.l[0] + v.l[1]) + (v.l[2] + v.l[3])) + ((v.l[4] + v.l[5]) + (v.l[6] + v.l[7])); }
 template <int DT>
 static inline V load(const void* p) {
   V r;

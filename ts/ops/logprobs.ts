@@ -15,8 +15,7 @@
 import { native, type NativeCore } from '../native.js';
 import * as ref from '../reference/logprobs.js';
 import { readFloat, type Tensor, type TensorLike } from '../tensor.js';
-import { f32Data, f32DataOpt, INT, LOGITS, logitsData, maskData, OpArgs } from '../validate.js';
-import type { CommonOptions } from './rewards.js';
+import { f32Data, f32DataOpt, INT, LOGITS, logitsData, maskData, OpArgs, type CommonOptions } from '../validate.js';
 
 type F32 = Float32Array;
 type Logits = Float32Array | Uint16Array;

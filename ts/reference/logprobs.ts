@@ -104,15 +104,20 @@ function logSoftmax(z: Float64Array, out: Float64Array): void {
   for (let j = 0; j < z.length; j++) out[j] = z[j] - l;
 }
 
-/** KL(P‖Q) = Σ_j P_j (log P_j − log Q_j), terms with P_j = 0 count 0. */
+/**
+ * KL(P‖Q) = Σ_j P_j (log P_j − log Q_j): terms with P_j = 0 (log P_j = −inf) count 0, and a
+ * term with P_j > 0, Q_j = 0 makes it +inf (as the math says, even where P_j underflows).
+ */
 function klOf(lpP: Float64Array, lpQ: Float64Array): number {
-  let s = 0;
+  let s = 0, inf = false;
   for (let j = 0; j < lpP.length; j++) {
-    const p = Math.exp(lpP[j]);
-    if (Number.isNaN(p)) return NaN;
-    if (p !== 0) s += p * (lpP[j] - lpQ[j]);
+    const a = lpP[j], b = lpQ[j];
+    if (Number.isNaN(a) || Number.isNaN(b)) return NaN;
+    if (a === -Infinity) continue;
+    if (b === -Infinity) inf = true;
+    else s += Math.exp(a) * (a - b);
   }
-  return s;
+  return inf ? Infinity : s;
 }
 
 export type KlDirection = 'reverse' | 'forward';
