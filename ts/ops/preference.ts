@@ -21,7 +21,7 @@
  * Every log-sigmoid is a softplus (−log σ(x) = softplus(−x)), so the losses are finite for any margin.
  */
 import { native, type NativeCore } from '../native.js';
-import type { CommonOptions } from './rewards.js';
+import type { CommonOptions } from '../validate.js';
 import * as ref from '../reference/preference.js';
 import { readFloat, type Tensor, type TensorLike } from '../tensor.js';
 import { f32Data, INT, LOGITS, logitsData, maskData, OpArgs } from '../validate.js';
