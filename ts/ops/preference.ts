@@ -157,10 +157,21 @@ export interface PreferenceLossResult {
   gradPolicyExplore?: Tensor<'f32'>;
 }
 
-/** Output buffer: options.out[name] when given (checked), else a new Float32Array of B. */
-function outB(a: OpArgs, name: string, shape: readonly number[], B: number, hasOut: boolean): Tensor<'f32'> {
-  if (hasOut) return a.out(name, 'f32', shape);
-  return { data: new Float32Array(B), shape, dtype: 'f32' };
+/**
+ * Per-example output buffers: options.out[name] when given (checked), else views of one new
+ * Float32Array (one allocation instead of up to seven: the per-call overhead is what small
+ * batches pay). `outB(...)` returns the next buffer.
+ */
+function outsB(a: OpArgs, shape: readonly number[], B: number, count: number) {
+  const hasOut = a.options.out !== undefined && a.options.out !== null;
+  const block = hasOut ? null : new Float32Array(B * count);
+  let k = 0;
+  return (name: string): Tensor<'f32'> => {
+    if (hasOut) return a.out(name, 'f32', shape);
+    const data = block!.subarray(k * B, (k + 1) * B);
+    k++;
+    return { data, shape, dtype: 'f32' };
+  };
 }
 
 function checkProb(a: OpArgs, t: Tensor) {
@@ -179,7 +190,7 @@ function checkProb(a: OpArgs, t: Tensor) {
 export function preferenceLoss(inputs: PreferenceLossInputs, options: PreferenceLossOptions): PreferenceLossResult {
   const a = new OpArgs('preferenceLoss', inputs, options);
   const pcT = a.float('policyChosen', { rank: 1 });
-  const shape = pcT.shape;
+  const shape = Object.freeze([pcT.shape[0]]);
   const B = shape[0];
   const prT = a.float('policyRejected', { shape });
   const P = prefParams(a);
@@ -204,15 +215,16 @@ export function preferenceLoss(inputs: PreferenceLossInputs, options: Preference
   const js = backend === 'js';
   const lc = P.lengthNormalize ? lengthData(a, 'chosenLength', shape, js) : undefined;
   const lr = P.lengthNormalize ? lengthData(a, 'rejectedLength', shape, js) : undefined;
-  const hasOut = a.options.out !== undefined && a.options.out !== null;
-  const losses = outB(a, 'losses', shape, B, hasOut);
-  const gradPolicyChosen = outB(a, 'gradPolicyChosen', shape, B, hasOut);
-  const gradPolicyRejected = outB(a, 'gradPolicyRejected', shape, B, hasOut);
-  const chosenRewards = outB(a, 'chosenRewards', shape, B, hasOut);
-  const rejectedRewards = outB(a, 'rejectedRewards', shape, B, hasOut);
-  const margins = outB(a, 'margins', shape, B, hasOut);
   const extraName = t === 'xpo' ? 'gradPolicyExplore' : 'gradChosenNll';
-  const gx = t === 'rpo' || t === 'orpo' || t === 'xpo' ? outB(a, extraName, shape, B, hasOut) : undefined;
+  const hasExtra = t === 'rpo' || t === 'orpo' || t === 'xpo';
+  const outB = outsB(a, shape, B, hasExtra ? 7 : 6);
+  const losses = outB('losses');
+  const gradPolicyChosen = outB('gradPolicyChosen');
+  const gradPolicyRejected = outB('gradPolicyRejected');
+  const chosenRewards = outB('chosenRewards');
+  const rejectedRewards = outB('rejectedRewards');
+  const margins = outB('margins');
+  const gx = hasExtra ? outB(extraName) : undefined;
   let loss: number, accuracy: number;
   if (js) {
     [loss, accuracy] = ref.preferenceLoss(t, B, {
@@ -374,16 +386,16 @@ export function fusedPreferenceLoss(inputs: FusedPreferenceLossInputs, options: 
       a.rangeError(`input 'labels' must lie in [0, ${V}) or equal ignoreIndex (${ignoreIndex}) where counted, got ${y} at ${i}`);
   }
   const backend = a.backend();
-  const hasOut = a.options.out !== undefined && a.options.out !== null;
-  const shape = [B];
+  const shape = Object.freeze([B]);
   const gradLogits = a.out('gradLogits', 'f32', logits.shape);
-  const losses = outB(a, 'losses', shape, B, hasOut);
-  const gradPolicyChosen = outB(a, 'gradPolicyChosen', shape, B, hasOut);
-  const gradPolicyRejected = outB(a, 'gradPolicyRejected', shape, B, hasOut);
-  const chosenRewards = outB(a, 'chosenRewards', shape, B, hasOut);
-  const rejectedRewards = outB(a, 'rejectedRewards', shape, B, hasOut);
-  const margins = outB(a, 'margins', shape, B, hasOut);
-  const gx = t === 'xpo' ? outB(a, 'gradPolicyExplore', shape, B, hasOut) : undefined;
+  const outB = outsB(a, shape, B, t === 'xpo' ? 7 : 6);
+  const losses = outB('losses');
+  const gradPolicyChosen = outB('gradPolicyChosen');
+  const gradPolicyRejected = outB('gradPolicyRejected');
+  const chosenRewards = outB('chosenRewards');
+  const rejectedRewards = outB('rejectedRewards');
+  const margins = outB('margins');
+  const gx = t === 'xpo' ? outB('gradPolicyExplore') : undefined;
   let loss: number, accuracy: number;
   if (backend === 'js') {
     [loss, accuracy] = ref.fusedPreferenceLoss(t, B, T, V, {
