@@ -11,7 +11,7 @@ namespace {
 
 constexpr unsigned kBlock = 256;
 constexpr unsigned kReduceBlock = 1024;
-constexpr size_t kMaxListK = 4096;
+constexpr size_t kMaxListK = 4000;  // 3·K floats of dynamic shared memory + the reduction row ≤ 48 KiB
 
 template <int TY, bool LN>
 __global__ void pref_kernel(rk_preference_loss_args a) {

@@ -7,7 +7,7 @@
 
 cudaError_t rk_launch_preference_loss(const rk_preference_loss_args& a, cudaStream_t s);
 cudaError_t rk_launch_apo_reference(const rk_apo_reference_args& a, cudaStream_t s);
-// K ≤ 4096 (three K-float rows of shared memory per block).
+// K ≤ 4000 (three K-float rows of shared memory per block).
 cudaError_t rk_launch_listwise_loss(const rk_listwise_loss_args& a, cudaStream_t s);
 // fusedPreferenceLoss: rk_launch_logprobs → per-sequence sums → loss → rk_launch_logprobs_backward.
 // Scratch (O(2B·T) floats) from cudaMallocAsync on `s`.
