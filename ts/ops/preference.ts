@@ -309,6 +309,7 @@ export function listwiseLoss(
   const sftWeight = pro ? a.num('sftWeight', { min: 0 }) : 0;
   const backend = a.backend();
   const js = backend === 'js';
+  if (backend === 'cuda' && K > 4000) a.rangeError(`the cuda backend takes lists of at most 4000 items (K = ${K})`);
   const len = pro && a.inputs.lengths !== undefined && a.inputs.lengths !== null ? lengthData(a, 'lengths', shape, js) : undefined;
   const losses = a.out('losses', 'f32', [B]);
   const gradPolicy = a.out('gradPolicy', 'f32', shape);
