@@ -164,11 +164,13 @@ export interface PreferenceLossResult {
  */
 function outsB(a: OpArgs, shape: readonly number[], B: number, count: number) {
   const hasOut = a.options.out !== undefined && a.options.out !== null;
-  const block = hasOut ? null : new Float32Array(B * count);
+  // (above ~8K examples one big zeroed block costs more than separate ones: mmap'd, page faults)
+  const block = hasOut || B > 8192 ? null : new Float32Array(B * count);
   let k = 0;
   return (name: string): Tensor<'f32'> => {
     if (hasOut) return a.out(name, 'f32', shape);
-    const data = block!.subarray(k * B, (k + 1) * B);
+    if (!block) return { data: new Float32Array(B), shape, dtype: 'f32' };
+    const data = block.subarray(k * B, (k + 1) * B);
     k++;
     return { data, shape, dtype: 'f32' };
   };
