@@ -374,6 +374,21 @@ for (const backend of nativeBackends()) {
       expect(Array.from(t.gradPolicy.data).every((g) => g === 0)).toBe(true);
     });
 
+    it('listwise scores of ±1e4: finite and equal to the reference', () => {
+      const pol = f32([0, -2e4, 2e4, -1e4, 1e4, 0, 5, -5], [2, 4]);
+      const refT = f32(new Array(8).fill(0), [2, 4]);
+      const labels = f32([3, 0, 1, 2, 0, 1, 2, 3], [2, 4]);
+      const lengths = f32([1, 2, 4, 8, 1, 1, 1, 1], [2, 4]);
+      for (const type of ['lipo', 'pro', 'pl'] as const) {
+        const o = { type, beta: 1, sftWeight: 0.1 };
+        const want = rk.listwiseLoss({ policy: pol, ref: refT, labels, lengths }, { ...o, backend: 'js' });
+        const got = rk.listwiseLoss({ policy: pol, ref: refT, labels, lengths }, { ...o, backend });
+        for (const x of [...got.losses.data, ...got.gradPolicy.data]) expect(Number.isFinite(x), `${type} ${x}`).toBe(true);
+        expectClose(got.losses.data, want.losses.data, `${type} ±1e4 losses`, { scale: 1e5 });
+        expectClose(got.gradPolicy.data, want.gradPolicy.data, `${type} ±1e4 grad`, { scale: 10 });
+      }
+    });
+
     it('apoReference on several shapes', () => {
       const r = rng(5);
       for (const shape of [[1], [7], [3, 5], [1000, 33]]) {
