@@ -99,7 +99,7 @@ describe('the loader', () => {
     `;
     const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
       cwd: root,
-      env: { ...process.env, RLHF_KERNELS_ADDON: '/nonexistent/rlhf_kernels.node' },
+      env: { ...process.env, RLHF_KERNELS_ADDON: '/nonexistent/rlhf_kernels.node', RLHF_KERNELS_REQUIRE_NATIVE: '' },
       encoding: 'utf8',
     });
     const r = JSON.parse(out.trim().split('\n').pop()!);

@@ -1,6 +1,172 @@
-// N-API glue of the prepack family (filled in by its issue).
+// N-API glue of the prepacking family (SPEC §6). The packing ops (packSequences, prepack's fill)
+// are host bookkeeping: their `cuda` backend runs the same CPU code (documented in docs/prepack.md).
+#include "../include/rk_prepack.h"
+
+#include <string>
+
 #include "args.hpp"
 
 namespace rk_addon {
-void register_prepack(Napi::Env, Napi::Object) {}
+namespace {
+
+void check_lengths(Args& in, const int32_t* len, size_t n, int64_t cap, const char* name) {
+  for (size_t i = 0; i < n; ++i)
+    if (len[i] < 0 || (cap >= 0 && len[i] > cap)) in.range(name, "lengths in [0, capacity]");
+}
+
+// packSequences(n, lengths, capacity, algorithm, packOf, offsetOf, packLengths[n]) → P
+Napi::Value PackSequences(const Napi::CallbackInfo& info) {
+  Args in(info);
+  rk_pack_args a{};
+  a.n = in.size("n");
+  a.lengths = in.i32("lengths", a.n);
+  double cap = in.size("capacity");
+  if (cap < 1 || cap > 2147483647.0) in.range("capacity", "an integer in [1, 2^31 - 1]");
+  a.capacity = (int64_t)cap;
+  a.algorithm = (int)in.integer("algorithm") == RK_PACK_BFD ? RK_PACK_BFD : RK_PACK_FFD;
+  a.pack_of = in.i32_out("packOf", a.n);
+  a.offset_of = in.i32_out("offsetOf", a.n);
+  a.pack_lengths = in.i32_out("packLengths", a.n);
+  check_lengths(in, a.lengths, a.n, a.capacity, "lengths");
+  size_t P = 0;
+  a.num_packs = &P;
+  rk_cpu_pack_sequences(&a);
+  return Napi::Number::New(info.Env(), (double)P);
+}
+
+// prepackFill(n, P, L, total, tokens, srcLengths, lengths, packOf, offsetOf, inputIds, positionIds,
+//             segmentIds, restore, cuSeqlens, order, held[n], padId, holdLast)
+Napi::Value PrepackFill(const Napi::CallbackInfo& info) {
+  Args in(info);
+  rk_prepack_fill_args a{};
+  a.n = in.size("n");
+  a.P = in.size("P");
+  a.L = in.size("L");
+  size_t total = in.size("total");
+  size_t PL = mul_sizes(in.env(), a.P, a.L, "P*L");
+  if (PL > 2147483647u || total > 2147483647u) in.range("P*L", "at most 2^31 - 1 (int32 indices)");
+  a.tokens = in.i32("tokens", total);
+  a.src_lengths = in.i32("srcLengths", a.n);
+  a.lengths = in.i32("lengths", a.n);
+  a.pack_of = in.i32("packOf", a.n);
+  a.offset_of = in.i32("offsetOf", a.n);
+  a.input_ids = in.i32_out("inputIds", PL);
+  a.position_ids = in.i32_out("positionIds", PL);
+  a.segment_ids = in.i32_out("segmentIds", PL);
+  a.restore = in.i32_out("restore", a.n);
+  a.cu_seqlens = in.i32_out("cuSeqlens", a.n + 1);
+  a.order = in.i32_out("order", a.n);
+  int32_t* held = in.i32_out("held", a.n);  // always given; written only with holdLast
+  int64_t pad = in.integer("padId");
+  if (pad < INT32_MIN || pad > INT32_MAX) in.range("padId", "an int32");
+  a.pad_id = (int32_t)pad;
+  a.hold_last = in.boolean("holdLast") ? 1 : 0;
+  a.held = a.hold_last ? held : nullptr;
+  // Defence in depth: the layout must lie inside the buffers.
+  size_t sum = 0;
+  for (size_t i = 0; i < a.n; ++i) {
+    int32_t s = a.src_lengths[i], l = a.lengths[i];
+    if (s < 0 || l < 0 || l > s) in.range("lengths", "0 <= lengths <= srcLengths");
+    sum += (size_t)s;
+    if (l > 0 && (a.pack_of[i] < 0 || (size_t)a.pack_of[i] >= a.P || a.offset_of[i] < 0 ||
+                  (size_t)a.offset_of[i] + (size_t)l > a.L))
+      in.range("packOf/offsetOf", "a layout inside [P, L]");
+  }
+  if (sum != total) in.range("tokens", "the sum of srcLengths elements");
+  rk_cpu_prepack_fill(&a);
+  return info.Env().Undefined();
+}
+
+// attentionMask(P, L, segmentIds, mask (Uint8Array | Float32Array), format, useCuda)
+Napi::Value AttentionMask(const Napi::CallbackInfo& info) {
+  Args in(info);
+  rk_attention_mask_args a{};
+  a.P = in.size("P");
+  a.L = in.size("L");
+  size_t PL = mul_sizes(in.env(), a.P, a.L, "P*L");
+  size_t PLL = mul_sizes(in.env(), PL, a.L, "P*L*L");
+  a.segment_ids = in.i32("segmentIds", PL);
+  Napi::Value mv = info[3];
+  bool isF32 = mv.IsTypedArray() && mv.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array;
+  void* mask = isF32 ? (void*)in.f32_out("mask", PLL) : (void*)in.u8_out("mask", PLL);
+  int format = (int)in.integer("format");
+  if (format != (isF32 ? RK_MASK_FORMAT_ADDITIVE : RK_MASK_FORMAT_BOOL)) in.fail_type("mask", "the array type of the format");
+  a.mask = mask;
+  a.format = format;
+  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_attention_mask, &a);
+  else rk_cpu_attention_mask(&a);
+  return info.Env().Undefined();
+}
+
+// unpack(n, P, L, D, maxLen, packed, packOf, offsetOf, lengths, rows, useCuda)
+Napi::Value Unpack(const Napi::CallbackInfo& info) {
+  Args in(info);
+  rk_unpack_args a{};
+  a.n = in.size("n");
+  a.P = in.size("P");
+  a.L = in.size("L");
+  a.D = in.size("D");
+  a.max_len = in.size("maxLen");
+  size_t PLD = mul_sizes(in.env(), mul_sizes(in.env(), a.P, a.L, "P*L"), a.D, "P*L*D");
+  size_t rows = mul_sizes(in.env(), mul_sizes(in.env(), a.n, a.max_len, "n*maxLen"), a.D, "n*maxLen*D");
+  a.packed = in.f32("packed", PLD);
+  a.pack_of = in.i32("packOf", a.n);
+  a.offset_of = in.i32("offsetOf", a.n);
+  a.lengths = in.i32("lengths", a.n);
+  a.rows = in.f32_out("rows", rows);
+  for (size_t i = 0; i < a.n; ++i) {
+    int32_t l = a.lengths[i];
+    if (l < 0 || (size_t)l > a.max_len) in.range("lengths", "in [0, maxLen]");
+    if (l > 0 && (a.pack_of[i] < 0 || (size_t)a.pack_of[i] >= a.P || a.offset_of[i] < 0 ||
+                  (size_t)a.offset_of[i] + (size_t)l > a.L))
+      in.range("packOf/offsetOf", "a layout inside [P, L]");
+  }
+  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_unpack, &a);
+  else rk_cpu_unpack(&a);
+  return info.Env().Undefined();
+}
+
+// packedAttention(P, L, H, Hkv, Dh, dtype, q, k, v, segmentIds, out, scale, useCuda)
+//   → { tilesComputed, tilesSkipped }
+Napi::Value PackedAttention(const Napi::CallbackInfo& info) {
+  Args in(info);
+  rk_packed_attention_args a{};
+  a.P = in.size("P");
+  a.L = in.size("L");
+  a.H = in.size("H");
+  a.Hkv = in.size("Hkv");
+  a.Dh = in.size("Dh");
+  a.dtype = (int)in.integer("dtype");
+  if (a.dtype != RK_DT_F32 && a.dtype != RK_DT_F16 && a.dtype != RK_DT_BF16) in.range("dtype", "0, 1 or 2");
+  if (a.Hkv == 0 || a.H % a.Hkv != 0) in.range("Hkv", "a positive divisor of H");
+  size_t PL = mul_sizes(in.env(), a.P, a.L, "P*L");
+  size_t nq = mul_sizes(in.env(), mul_sizes(in.env(), PL, a.H, "P*L*H"), a.Dh, "P*L*H*Dh");
+  size_t nk = mul_sizes(in.env(), mul_sizes(in.env(), PL, a.Hkv, "P*L*Hkv"), a.Dh, "P*L*Hkv*Dh");
+  a.q = a.dtype == RK_DT_F32 ? (const void*)in.f32("q", nq) : (const void*)in.u16("q", nq);
+  a.k = a.dtype == RK_DT_F32 ? (const void*)in.f32("k", nk) : (const void*)in.u16("k", nk);
+  a.v = a.dtype == RK_DT_F32 ? (const void*)in.f32("v", nk) : (const void*)in.u16("v", nk);
+  a.segment_ids = in.i32("segmentIds", PL);
+  a.out = in.f32_out("out", nq);
+  a.scale = (float)in.finite("scale");
+  uint64_t computed = 0, skipped = 0;
+  a.tiles_computed = &computed;
+  a.tiles_skipped = &skipped;
+  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_packed_attention, &a);
+  else rk_cpu_packed_attention(&a);
+  Napi::Object r = Napi::Object::New(info.Env());
+  r.Set("tilesComputed", (double)computed);
+  r.Set("tilesSkipped", (double)skipped);
+  return r;
+}
+
+}  // namespace
+
+void register_prepack(Napi::Env env, Napi::Object exports) {
+  exports.Set("packSequences", Napi::Function::New(env, PackSequences, "packSequences"));
+  exports.Set("prepackFill", Napi::Function::New(env, PrepackFill, "prepackFill"));
+  exports.Set("attentionMask", Napi::Function::New(env, AttentionMask, "attentionMask"));
+  exports.Set("unpack", Napi::Function::New(env, Unpack, "unpack"));
+  exports.Set("packedAttention", Napi::Function::New(env, PackedAttention, "packedAttention"));
+}
+
 }  // namespace rk_addon

@@ -1,0 +1,168 @@
+/**
+ * Benchmarks of the prepacking family (SPEC §6), reproducing the Prepacking paper's comparison
+ * (Zhao et al. 2024, §4): prefill attention over a batch of prompts padded to the longest one,
+ * versus the same prompts prepacked (FFD) into bins of that length with block-diagonal causal
+ * masks. For each length list in bench/data/ (first 64 prompts) it reports the attention tiles
+ * and FLOPs computed, the wall time of packedAttention, and the memory of q/k/v/out (+ the dense
+ * [P,L,L] mask a framework without segment-aware attention would need).
+ *
+ *   npm run bench -- --family prepack --quick --no-readme   # through the harness
+ *   node --import tsx bench/prepack.bench.ts                 # standalone: prints the padded/prepacked ratios
+ *
+ * Padded baseline: each prompt is one causal segment spanning the whole padded row (a dense
+ * kernel computes the padding positions too); "padded, pad masked" marks padding as segment 0 so
+ * our kernel skips it (a stronger baseline than the paper's).
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as rk from '../ts/index.js';
+import { packedAttentionImpl } from '../ts/ops/prepack.js';
+import { randn, type BenchCase, type BenchOptions } from './harness.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const H = 8, Hkv = 2, Dh = 64, NPROMPTS = 64;
+
+export function loadLengths(name: string, n = NPROMPTS): number[] {
+  const doc = JSON.parse(readFileSync(join(here, 'data', `${name}.json`), 'utf8'));
+  return (doc.lengths as number[]).slice(0, n);
+}
+
+export interface Layout {
+  label: string;
+  P: number;
+  L: number;
+  segmentIds: rk.Tensor<'i32'>;
+}
+
+/** The three layouts of one batch of prompts. */
+export function layouts(lengths: number[]): Layout[] {
+  const L = Math.max(...lengths);
+  const B = lengths.length;
+  const dense = new Int32Array(B * L).fill(1);
+  const masked = new Int32Array(B * L);
+  lengths.forEach((len, b) => masked.fill(1, b * L, b * L + len)); // right-padded, pad = segment 0
+  const tokens = rk.tensor(new Int32Array(lengths.reduce((a, b) => a + b, 0)).fill(1), [lengths.reduce((a, b) => a + b, 0)], 'i32');
+  const pk = rk.prepack({ tokens, lengths: rk.tensor(Int32Array.from(lengths), [B], 'i32') }, { capacity: L });
+  return [
+    { label: 'padded', P: B, L, segmentIds: rk.tensor(dense, [B, L], 'i32') },
+    { label: 'padded, pad masked', P: B, L, segmentIds: rk.tensor(masked, [B, L], 'i32') },
+    { label: 'prepacked', P: pk.segmentIds.shape[0], L, segmentIds: pk.segmentIds },
+  ];
+}
+
+/** Exact causal-within-segment attention FLOPs (QKᵀ and PV: 4·Dh per (query, key, head)). */
+export function usefulFlops(seg: ArrayLike<number>, P: number, L: number, heads: number, dh: number): number {
+  let pairs = 0;
+  for (let p = 0; p < P; p++) {
+    let run = 0;
+    for (let i = 0; i < L; i++) {
+      const s = seg[p * L + i];
+      run = s !== 0 && i > 0 && seg[p * L + i - 1] === s ? run + 1 : s !== 0 ? 1 : 0;
+      pairs += run;
+    }
+  }
+  return 4 * dh * heads * pairs;
+}
+
+function inputs(lay: Layout) {
+  const nq = lay.P * lay.L * H * Dh, nk = lay.P * lay.L * Hkv * Dh;
+  return {
+    q: rk.tensor(randn(nq, 1, 0.5), [lay.P, lay.L, H, Dh]),
+    k: rk.tensor(randn(nk, 2, 0.5), [lay.P, lay.L, Hkv, Dh]),
+    v: rk.tensor(randn(nk, 3, 0.5), [lay.P, lay.L, Hkv, Dh]),
+    segmentIds: lay.segmentIds,
+  };
+}
+
+/** Figures of one layout: tiles, FLOPs, memory. */
+export function figures(lay: Layout, x = inputs(lay)) {
+  const { tiles } = packedAttentionImpl(x, { backend: 'cpu' });
+  const G = H / Hkv;
+  const bq = Math.max(16, Math.min(64, Math.floor(64 / G))); // CPU query tile (positions) per head
+  const tileFlops = bq * 64 * 4 * Dh;
+  const qkvoBytes = lay.P * lay.L * (H * Dh * 4 * 2 + Hkv * Dh * 4 * 2);
+  return {
+    packs: lay.P,
+    tilesComputed: tiles.tilesComputed,
+    tilesSkipped: tiles.tilesSkipped,
+    gflopComputed: +((tiles.tilesComputed * tileFlops) / 1e9).toFixed(2),
+    gflopUseful: +(usefulFlops(lay.segmentIds.data, lay.P, lay.L, H, Dh) / 1e9).toFixed(2),
+    qkvoMiB: +(qkvoBytes / 2 ** 20).toFixed(1),
+    denseMaskMiB: +((lay.P * lay.L * lay.L) / 2 ** 20).toFixed(1),
+  };
+}
+
+export function cases(_opts: BenchOptions): BenchCase[] {
+  const out: BenchCase[] = [];
+  for (const name of ['heavy-tailed', 'near-uniform']) {
+    const lengths = loadLengths(name);
+    for (const lay of layouts(lengths)) {
+      const x = inputs(lay);
+      const f = figures(lay, x);
+      const o = { out: rk.zeros([lay.P, lay.L, H, Dh], 'f32') };
+      out.push({
+        family: 'prepack',
+        op: `packedAttention ${lay.label}`,
+        size: `${name} ${NPROMPTS}p ${lay.P}x${lay.L} H${H}/${Hkv} Dh${Dh}`,
+        bytes: lay.P * lay.L * (H * Dh * 4 * 2 + Hkv * Dh * 4 * 2),
+        extra: f,
+        run: { cpu: () => rk.packedAttention(x, { backend: 'cpu', out: o }) },
+      });
+    }
+  }
+  // the bookkeeping ops on the same batch sizes
+  const lengths = loadLengths('heavy-tailed', 1024);
+  const total = lengths.reduce((a, b) => a + b, 0);
+  const tokens = rk.tensor(new Int32Array(total).fill(7), [total], 'i32');
+  const lens = rk.tensor(Int32Array.from(lengths), [lengths.length], 'i32');
+  out.push({
+    family: 'prepack', op: 'prepack (ffd)', size: `heavy-tailed 1024p cap 1024`, bytes: total * 4 * 2,
+    run: { cpu: () => rk.prepack({ tokens, lengths: lens }, { capacity: 1024, backend: 'cpu' }), js: () => rk.prepack({ tokens, lengths: lens }, { capacity: 1024, backend: 'js' }) },
+  });
+  const pk = rk.prepack({ tokens, lengths: lens }, { capacity: 1024 });
+  const [P, L] = pk.segmentIds.shape;
+  const m = { mask: rk.zeros([P, L, L], 'u8') };
+  out.push({
+    family: 'prepack', op: 'attentionMask (bool)', size: `${P}x${L}x${L}`, bytes: P * L * L + P * L * 4,
+    run: { cpu: () => rk.attentionMask({ segmentIds: pk.segmentIds }, { backend: 'cpu', out: m }) },
+  });
+  const D = 512;
+  const packed = rk.tensor(randn(P * L * D, 5), [P, L, D]);
+  const maxLen = Math.max(...lengths);
+  const rows = { rows: rk.zeros([lengths.length, maxLen, D], 'f32') };
+  out.push({
+    family: 'prepack', op: 'unpack', size: `${P}x${L}x${D} → ${lengths.length}x${maxLen}`, bytes: total * D * 4 + lengths.length * maxLen * D * 4,
+    run: { cpu: () => rk.unpack({ packed, packOf: pk.packOf, offsetOf: pk.offsetOf, lengths: lens }, { backend: 'cpu', out: rows }) },
+  });
+  return out;
+}
+
+// Standalone: the paper's comparison with ratios.
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const time = (fn: () => unknown, reps = 3) => {
+    fn();
+    const ts: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      const t0 = performance.now();
+      fn();
+      ts.push(performance.now() - t0);
+    }
+    return ts.sort((a, b) => a - b)[reps >> 1] / 1e3;
+  };
+  console.log(`packedAttention, ${NPROMPTS} prompts, H=${H}, Hkv=${Hkv}, Dh=${Dh}, f32, ${rk.backends().threads} threads (${rk.backends().simd})`);
+  for (const name of ['heavy-tailed', 'near-uniform']) {
+    const lengths = loadLengths(name);
+    const rowsOut: Record<string, number | string>[] = [];
+    let base = 0;
+    for (const lay of layouts(lengths)) {
+      const x = inputs(lay);
+      const f = figures(lay, x);
+      const s = time(() => rk.packedAttention(x, { backend: 'cpu' }));
+      if (!base) base = s;
+      rowsOut.push({ layout: lay.label, ...f, seconds: +s.toFixed(4), speedupVsPadded: +(base / s).toFixed(2) });
+    }
+    console.log(`\n${name} (Σlen ${lengths.reduce((a, b) => a + b, 0)}, max ${Math.max(...lengths)})`);
+    console.table(rowsOut);
+  }
+}
