@@ -51,6 +51,7 @@ static inline V add(V a, V b) { return _mm512_add_ps(a, b); }
 static inline V sub(V a, V b) { return _mm512_sub_ps(a, b); }
 static inline V mul(V a, V b) { return _mm512_mul_ps(a, b); }
 static inline V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+static inline V fmsub(V a, V b, V c) { return _mm512_fmsub_ps(a, b, c); }
 static inline V max(V a, V b) { return _mm512_max_ps(a, b); }
 static inline V min(V a, V b) { return _mm512_min_ps(a, b); }
 static inline bool any_gt(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ) != 0; }
@@ -60,10 +61,9 @@ static inline V zero_lt(V v, V d, float lo) { return _mm512_mask_mov_ps(v, _mm51
 static inline void store(float* p, V v) { _mm512_storeu_ps(p, v); }
 static inline float hmax(V v) { return _mm512_reduce_max_ps(v); }
 static inline float hsum(V v) { return _mm512_reduce_add_ps(v); }
-// e^d, d ≤ 88 (or NaN): d = n·ln2 + r, degree-6 polynomial (rk::expf_'s), 2^n by vscalefps
-// (which underflows to 0 and overflows to +inf correctly).
+// e^d for d in [kLpLo, 88] (or NaN; callers clamp below): d = n·ln2 + r, the degree-6
+// polynomial of rk::expf_, 2^n by vscalefps (which underflows to 0 and overflows to +inf).
 static inline V exp(V d) {
-  d = _mm512_max_ps(set1(-104.0f), d);
   V n = _mm512_roundscale_ps(_mm512_mul_ps(d, set1(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   V r = _mm512_fnmadd_ps(n, set1(0.693359375f), d);
   r = _mm512_fnmadd_ps(n, set1(-2.12194440e-4f), r);
@@ -102,6 +102,7 @@ static inline V add(V a, V b) { return _mm256_add_ps(a, b); }
 static inline V sub(V a, V b) { return _mm256_sub_ps(a, b); }
 static inline V mul(V a, V b) { return _mm256_mul_ps(a, b); }
 static inline V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+static inline V fmsub(V a, V b, V c) { return _mm256_fmsub_ps(a, b, c); }
 static inline V max(V a, V b) { return _mm256_max_ps(a, b); }
 static inline V min(V a, V b) { return _mm256_min_ps(a, b); }
 static inline bool any_gt(V a, V b) { return _mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_GT_OQ)) != 0; }
@@ -168,6 +169,7 @@ static inline V add(V a, V b) { RK_LANES(a.l[i] + b.l[i]); }
 static inline V sub(V a, V b) { RK_LANES(a.l[i] - b.l[i]); }
 static inline V mul(V a, V b) { RK_LANES(a.l[i] * b.l[i]); }
 static inline V fmadd(V a, V b, V c) { RK_LANES(a.l[i] * b.l[i] + c.l[i]); }
+static inline V fmsub(V a, V b, V c) { RK_LANES(a.l[i] * b.l[i] - c.l[i]); }
 static inline V max(V a, V b) { RK_LANES(a.l[i] > b.l[i] ? a.l[i] : b.l[i]); }
 static inline V min(V a, V b) { RK_LANES(a.l[i] < b.l[i] ? a.l[i] : b.l[i]); }
 static inline V inf_if_inf(V v, V t) { RK_LANES(t.l[i] == inf_f() ? inf_f() : v.l[i]); }
