@@ -13,7 +13,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const dir = process.env.RLHF_KERNELS_CONFORMANCE ?? resolve(here, '..', '..', 'shared', 'conformance');
 
 /** Families whose ops are implemented: all seven once every SPEC section has landed. */
-export const FAMILIES = ['rewards', 'sampling', 'ppo', 'advantages', 'prepack', 'logprobs'];
+export const FAMILIES = ['rewards', 'sampling', 'ppo', 'advantages', 'prepack', 'logprobs', 'preference'];
 
 const ARRAY: Record<string, any> = { f32: Float32Array, f64: Float64Array, f16: Uint16Array, bf16: Uint16Array, i32: Int32Array, u8: Uint8Array };
 const num = (v: any) => (v === null ? NaN : v === 'Infinity' ? Infinity : v === '-Infinity' ? -Infinity : v);
