@@ -68,8 +68,10 @@ class Pool {
     auto job = std::make_shared<Job>();
     job->fn = &fn;
     job->n = n;
-    size_t want = (size_t)t * 4;
-    size_t chunk = std::max(grain / 2 + 1, (n + want - 1) / want);
+    // Many small chunks (8 per thread): a worker that wakes late then leaves the caller only a
+    // small tail to wait for. `grain` decides whether to go parallel at all, not the chunk size.
+    size_t want = (size_t)t * 8;
+    size_t chunk = std::max(grain / 16 + 1, (n + want - 1) / want);
     job->chunk = chunk;
     job->nchunks = (n + chunk - 1) / chunk;
     job->remaining.store(job->nchunks);
