@@ -93,12 +93,11 @@ int direction(Args& in) {
   return (int)d;
 }
 
-// vocabKl(N, V, dtype, logits, refLogits, hasLabels, labels, kl, temperature, ignoreIndex, direction, useCuda)
-// (labels: an Int32Array of N elements, or of 0 when hasLabels is false)
-Napi::Value VocabKl(const Napi::CallbackInfo& info) {
-  Args in(info);
+// The arguments vocabKl and vocabKlBackward share, read in their positional order: the sizes,
+// both logits tensors and the optional labels first (kl_head), the options last (kl_tail).
+template <class A>
+Common kl_head(Args& in, A& a) {
   Common c = sizes(in);
-  rk_vocab_kl_args a{};
   a.N = c.N;
   a.V = c.V;
   a.dtype = c.dtype;
@@ -107,11 +106,24 @@ Napi::Value VocabKl(const Napi::CallbackInfo& info) {
   bool has = in.boolean("hasLabels");
   const int32_t* labels = in.i32("labels", has ? c.N : 0);
   a.labels = has ? labels : nullptr;
-  a.kl = in.f32_out("kl", c.N);
+  return c;
+}
+template <class A>
+void kl_tail(Args& in, const Common& c, A& a) {
   a.temperature = temperature(in);
   a.ignore_index = ignore_index(in);
   a.direction = direction(in);
   if (a.labels) check_labels(in, a.labels, c.N, c.V, a.ignore_index);
+}
+
+// vocabKl(N, V, dtype, logits, refLogits, hasLabels, labels, kl, temperature, ignoreIndex, direction, useCuda)
+// (labels: an Int32Array of N elements, or of 0 when hasLabels is false)
+Napi::Value VocabKl(const Napi::CallbackInfo& info) {
+  Args in(info);
+  rk_vocab_kl_args a{};
+  Common c = kl_head(in, a);
+  a.kl = in.f32_out("kl", c.N);
+  kl_tail(in, c, a);
   if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_vocab_kl, &a);
   else rk_cpu_vocab_kl(&a);
   return info.Env().Undefined();
@@ -121,22 +133,11 @@ Napi::Value VocabKl(const Napi::CallbackInfo& info) {
 //                 ignoreIndex, direction, useCuda)
 Napi::Value VocabKlBackward(const Napi::CallbackInfo& info) {
   Args in(info);
-  Common c = sizes(in);
   rk_vocab_kl_backward_args a{};
-  a.N = c.N;
-  a.V = c.V;
-  a.dtype = c.dtype;
-  a.logits = in.logits("logits", c.NV, c.dtype);
-  a.ref_logits = in.logits("refLogits", c.NV, c.dtype);
-  bool has = in.boolean("hasLabels");
-  const int32_t* labels = in.i32("labels", has ? c.N : 0);
-  a.labels = has ? labels : nullptr;
+  Common c = kl_head(in, a);
   a.grad_kl = in.f32("gradKl", c.N);
   a.grad_logits = in.f32_out("gradLogits", c.NV);
-  a.temperature = temperature(in);
-  a.ignore_index = ignore_index(in);
-  a.direction = direction(in);
-  if (a.labels) check_labels(in, a.labels, c.N, c.V, a.ignore_index);
+  kl_tail(in, c, a);
   if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_vocab_kl_backward, &a);
   else rk_cpu_vocab_kl_backward(&a);
   return info.Env().Undefined();
