@@ -146,5 +146,6 @@ void register_preference(Napi::Env, Napi::Object);
 void register_ppo(Napi::Env, Napi::Object);
 void register_prepack(Napi::Env, Napi::Object);
 void register_sampling(Napi::Env, Napi::Object);
+void register_linear(Napi::Env, Napi::Object);
 
 }  // namespace rk_addon

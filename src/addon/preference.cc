@@ -4,43 +4,10 @@
 #include "../include/rk_preference.h"
 
 #include "args.hpp"
+#include "preference_args.hpp"
 
 namespace rk_addon {
 namespace {
-
-// The Float64Array of n elements at position i (read outside Args, after useCuda).
-double* f64_at(const Napi::CallbackInfo& info, size_t i, size_t n, const char* name) {
-  napi_env env = info.Env();
-  if (i >= info.Length()) throw Napi::TypeError::New(env, std::string("rlhf-kernels native: argument '") + name + "' must be a Float64Array");
-  napi_value v = info[i];
-  bool is_ta = false;
-  napi_typedarray_type t;
-  size_t len = 0;
-  void* data = nullptr;
-  if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta ||
-      napi_get_typedarray_info(env, v, &t, &len, &data, nullptr, nullptr) != napi_ok || t != napi_float64_array)
-    throw Napi::TypeError::New(env, std::string("rlhf-kernels native: argument '") + name + "' must be a Float64Array");
-  if (len != n || !data)
-    throw Napi::RangeError::New(env, std::string("rlhf-kernels native: argument '") + name + "' must have " + std::to_string(n) + " elements");
-  return static_cast<double*>(data);
-}
-
-const float* need(Args& in, bool needed, const char* name, size_t n) { return needed ? in.f32(name, n) : in.f32_opt(name, n); }
-
-void read_params(Args& in, rk_pref_params* p) {
-  p->beta = (float)in.num("beta");
-  p->epsilon = (float)in.num("epsilon");
-  p->eta = (float)in.num("eta");
-  p->alpha = (float)in.num("alpha");
-  p->tau = (float)in.num("tau");
-  p->gamma = (float)in.num("gamma");
-}
-
-int pref_type(Args& in) {
-  int64_t t = in.integer("type");
-  if (t < 0 || t >= RK_PREF_NTYPES) in.range("type", "a preference loss type code");
-  return (int)t;
-}
 
 // preferenceLoss(B, type, lengthNormalize, pc, pr, rc|null, rr|null, lc|null, lr|null, nll|null,
 //   explore|null, prevChosen|null, prevRejected|null, prob|null, losses, gc, gr, cr, rj, margins,
@@ -135,30 +102,13 @@ Napi::Value FusedPreferenceLoss(const Napi::CallbackInfo& info) {
   a.type = pref_type(in);
   a.length_normalize = in.boolean("lengthNormalize") ? 1 : 0;
   a.dtype = (int)in.integer("dtype");
-  const size_t B = a.B, R = mul_sizes(in.env(), 2, B, "2B"), N = mul_sizes(in.env(), R, a.T, "2B*T");
+  const size_t N = mul_sizes(in.env(), mul_sizes(in.env(), 2, a.B, "2B"), a.T, "2B*T");
   const size_t NV = mul_sizes(in.env(), N, a.V, "2B*T*V");
-  const int t = a.type;
-  const bool ref_free = t == RK_PREF_ORPO || t == RK_PREF_SIMPO;
   a.logits = in.logits("logits", NV, a.dtype);
-  a.labels = in.i32("labels", N);
-  a.mask = in.mask("mask", N, &a.mask_kind);
-  a.ref_logp = need(in, !ref_free, "refLogp", R);
-  a.prev_logp = need(in, t == RK_PREF_INPO, "prevLogp", R);
-  a.policy_explore = need(in, t == RK_PREF_XPO, "policyExplore", B);
-  a.preference_prob = need(in, t == RK_PREF_DNO, "preferenceProb", B);
+  read_fused_pref_inputs(in, a);
   a.grad_logits = in.f32_out("gradLogits", NV);
-  a.losses = in.f32_out("losses", B);
-  a.grad_policy_chosen = in.f32_out("gradPolicyChosen", B);
-  a.grad_policy_rejected = in.f32_out("gradPolicyRejected", B);
-  a.chosen_rewards = in.f32_out("chosenRewards", B);
-  a.rejected_rewards = in.f32_out("rejectedRewards", B);
-  a.margins = in.f32_out("margins", B);
-  a.grad_extra = t == RK_PREF_XPO ? in.f32_out("gradExtra", B) : in.f32_out_opt("gradExtra", B);
-  read_params(in, &a.p);
-  a.temperature = (float)in.num("temperature");
-  int64_t ign = in.integer("ignoreIndex");
-  if (ign < INT32_MIN || ign > INT32_MAX) in.range("ignoreIndex", "a 32-bit integer");
-  a.ignore_index = (int32_t)ign;
+  read_fused_pref_outputs(in, a);
+  read_fused_pref_options(in, a);
   bool cuda = in.use_cuda();
   a.scalars = f64_at(info, 30, 2, "scalars");
   if (cuda) RK_CUDA_CALL(in.env(), rk_cuda_fused_preference_loss, &a);
