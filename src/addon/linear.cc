@@ -11,6 +11,18 @@
 namespace rk_addon {
 namespace {
 
+int dtype(Args& in) {
+  int64_t dt = in.integer("dtype");
+  if (dt != RK_DT_F32 && dt != RK_DT_F16 && dt != RK_DT_BF16) in.range("dtype", "0 (f32), 1 (f16) or 2 (bf16)");
+  return (int)dt;
+}
+
+size_t chunk(Args& in) {
+  size_t c = in.size("chunk");
+  if (c > ((size_t)1 << 31)) in.range("chunk", "at most 2^31 (0 = default)");
+  return c;
+}
+
 struct Sizes {
   size_t N, V, D, ND, VD;
   int dtype;
@@ -26,45 +38,16 @@ Sizes sizes(Args& in) {
   if (s.D < 1) in.range("D", "at least 1");
   s.ND = mul_sizes(in.env(), s.N, s.D, "N*D");
   s.VD = mul_sizes(in.env(), s.V, s.D, "V*D");
-  int64_t dt = in.integer("dtype");
-  if (dt != RK_DT_F32 && dt != RK_DT_F16 && dt != RK_DT_BF16) in.range("dtype", "0 (f32), 1 (f16) or 2 (bf16)");
-  s.dtype = (int)dt;
+  s.dtype = dtype(in);
   return s;
 }
 
-void check_labels(Args& in, const int32_t* labels, size_t N, size_t V, int32_t ignore, const void* mask = nullptr, int kind = 0) {
-  for (size_t i = 0; i < N; ++i) {
-    int32_t y = labels[i];
-    bool on = kind == RK_MASK_U8 ? static_cast<const uint8_t*>(mask)[i] != 0
-                                 : kind == RK_MASK_F32 ? static_cast<const float*>(mask)[i] != 0.0f : true;
-    if (on && y != ignore && (y < 0 || (size_t)y >= V)) in.range("labels", "in [0, V) or equal to ignoreIndex");
-  }
-}
-
-float temperature(Args& in) {
-  double t = in.finite("temperature");
-  if (!(t > 0) || !((float)t > 0) || !std::isfinite(1.0f / (float)t)) in.range("temperature", "a finite number > 0");
-  return (float)t;
-}
-
-int32_t ignore_index(Args& in) {
-  int64_t v = in.integer("ignoreIndex");
-  if (v < INT32_MIN || v > INT32_MAX) in.range("ignoreIndex", "a 32-bit integer");
-  return (int32_t)v;
-}
-
-size_t chunk(Args& in) {
-  size_t c = in.size("chunk");
-  if (c > ((size_t)1 << 31)) in.range("chunk", "at most 2^31 (0 = default)");
-  return c;
-}
-
-// linearLogprobs(N, V, D, dtype, hidden, weight, bias|null, labels, logp, lse, entropy|null,
-//                temperature, ignoreIndex, chunk, useCuda)
-Napi::Value LinearLogprobs(const Napi::CallbackInfo& info) {
-  Args in(info);
+// The arguments linearLogprobs and linearLogprobsBackward share, in their positional order: the
+// sizes and inputs first (N, V, D, dtype, hidden, weight, bias|null, labels), the options last
+// (temperature, ignoreIndex, chunk; then the labels are range-checked).
+template <class A>
+Sizes head(Args& in, A& a) {
   Sizes s = sizes(in);
-  rk_linear_logprobs_args a{};
   a.N = s.N;
   a.V = s.V;
   a.D = s.D;
@@ -73,13 +56,26 @@ Napi::Value LinearLogprobs(const Napi::CallbackInfo& info) {
   a.weight = in.logits("weight", s.VD, s.dtype);
   a.bias = in.f32_opt("bias", s.V);
   a.labels = in.i32("labels", s.N);
-  a.logp = in.f32_out("logp", s.N);
-  a.lse = in.f32_out("lse", s.N);
-  a.entropy = in.f32_out_opt("entropy", s.N);
+  return s;
+}
+template <class A>
+void tail(Args& in, A& a) {
   a.temperature = temperature(in);
   a.ignore_index = ignore_index(in);
   a.chunk = chunk(in);
-  check_labels(in, a.labels, s.N, s.V, a.ignore_index);
+  check_labels(in, a.labels, a.N, a.V, a.ignore_index);
+}
+
+// linearLogprobs(N, V, D, dtype, hidden, weight, bias|null, labels, logp, lse, entropy|null,
+//                temperature, ignoreIndex, chunk, useCuda)
+Napi::Value LinearLogprobs(const Napi::CallbackInfo& info) {
+  Args in(info);
+  rk_linear_logprobs_args a{};
+  Sizes s = head(in, a);
+  a.logp = in.f32_out("logp", s.N);
+  a.lse = in.f32_out("lse", s.N);
+  a.entropy = in.f32_out_opt("entropy", s.N);
+  tail(in, a);
   if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_linear_logprobs, &a);
   else rk_cpu_linear_logprobs(&a);
   return info.Env().Undefined();
@@ -89,16 +85,8 @@ Napi::Value LinearLogprobs(const Napi::CallbackInfo& info) {
 //   lse|null, entropy|null, gradHidden, gradWeight, gradBias|null, temperature, ignoreIndex, chunk, useCuda)
 Napi::Value LinearLogprobsBackward(const Napi::CallbackInfo& info) {
   Args in(info);
-  Sizes s = sizes(in);
   rk_linear_logprobs_backward_args a{};
-  a.N = s.N;
-  a.V = s.V;
-  a.D = s.D;
-  a.dtype = s.dtype;
-  a.hidden = in.logits("hidden", s.ND, s.dtype);
-  a.weight = in.logits("weight", s.VD, s.dtype);
-  a.bias = in.f32_opt("bias", s.V);
-  a.labels = in.i32("labels", s.N);
+  Sizes s = head(in, a);
   a.grad_logp = in.f32("gradLogp", s.N);
   a.grad_entropy = in.f32_opt("gradEntropy", s.N);
   a.lse = in.f32_opt("lse", s.N);
@@ -106,10 +94,7 @@ Napi::Value LinearLogprobsBackward(const Napi::CallbackInfo& info) {
   a.grad_hidden = in.f32_out("gradHidden", s.ND);
   a.grad_weight = in.f32_out("gradWeight", s.VD);
   a.grad_bias = in.f32_out_opt("gradBias", s.V);
-  a.temperature = temperature(in);
-  a.ignore_index = ignore_index(in);
-  a.chunk = chunk(in);
-  check_labels(in, a.labels, s.N, s.V, a.ignore_index);
+  tail(in, a);
   if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_linear_logprobs_backward, &a);
   else rk_cpu_linear_logprobs_backward(&a);
   return info.Env().Undefined();
@@ -131,9 +116,7 @@ Napi::Value LinearPreferenceLoss(const Napi::CallbackInfo& info) {
   if (a.D < 1) in.range("D", "at least 1");
   f.type = pref_type(in);
   f.length_normalize = in.boolean("lengthNormalize") ? 1 : 0;
-  int64_t dt = in.integer("dtype");
-  if (dt != RK_DT_F32 && dt != RK_DT_F16 && dt != RK_DT_BF16) in.range("dtype", "0 (f32), 1 (f16) or 2 (bf16)");
-  a.dtype = (int)dt;
+  a.dtype = dtype(in);
   const size_t N = mul_sizes(in.env(), mul_sizes(in.env(), 2, f.B, "2B"), f.T, "2B*T");
   const size_t ND = mul_sizes(in.env(), N, a.D, "2B*T*D"), VD = mul_sizes(in.env(), f.V, a.D, "V*D");
   a.hidden = in.logits("hidden", ND, a.dtype);

@@ -33,14 +33,7 @@ Napi::Value PreferenceLoss(const Napi::CallbackInfo& info) {
   a.prev_chosen = need(in, t == RK_PREF_INPO, "prevChosen", B);
   a.prev_rejected = need(in, t == RK_PREF_INPO, "prevRejected", B);
   a.preference_prob = need(in, t == RK_PREF_DNO, "preferenceProb", B);
-  a.losses = in.f32_out("losses", B);
-  a.grad_policy_chosen = in.f32_out("gradPolicyChosen", B);
-  a.grad_policy_rejected = in.f32_out("gradPolicyRejected", B);
-  a.chosen_rewards = in.f32_out("chosenRewards", B);
-  a.rejected_rewards = in.f32_out("rejectedRewards", B);
-  a.margins = in.f32_out("margins", B);
-  const bool extra = t == RK_PREF_RPO || t == RK_PREF_XPO || t == RK_PREF_ORPO;
-  a.grad_extra = extra ? in.f32_out("gradExtra", B) : in.f32_out_opt("gradExtra", B);
+  read_pref_outputs(in, a, t == RK_PREF_RPO || t == RK_PREF_XPO || t == RK_PREF_ORPO);
   read_params(in, &a.p);
   bool cuda = in.use_cuda();
   a.scalars = f64_at(info, 28, 2, "scalars");

@@ -56,8 +56,10 @@ inline void read_fused_pref_inputs(Args& in, rk_fused_preference_args& a) {
   a.policy_explore = need(in, t == RK_PREF_XPO, "policyExplore", B);
   a.preference_prob = need(in, t == RK_PREF_DNO, "preferenceProb", B);
 }
-// The per-example outputs: losses, gc, gr, cr, rj, margins, gradExtra|null.
-inline void read_fused_pref_outputs(Args& in, rk_fused_preference_args& a) {
+// The per-example outputs of every preference loss, in their positional order: losses, gc, gr, cr,
+// rj, margins, gradExtra|null (required when `extra`).
+template <class A>
+void read_pref_outputs(Args& in, A& a, bool extra) {
   const size_t B = a.B;
   a.losses = in.f32_out("losses", B);
   a.grad_policy_chosen = in.f32_out("gradPolicyChosen", B);
@@ -65,8 +67,9 @@ inline void read_fused_pref_outputs(Args& in, rk_fused_preference_args& a) {
   a.chosen_rewards = in.f32_out("chosenRewards", B);
   a.rejected_rewards = in.f32_out("rejectedRewards", B);
   a.margins = in.f32_out("margins", B);
-  a.grad_extra = a.type == RK_PREF_XPO ? in.f32_out("gradExtra", B) : in.f32_out_opt("gradExtra", B);
+  a.grad_extra = extra ? in.f32_out("gradExtra", B) : in.f32_out_opt("gradExtra", B);
 }
+inline void read_fused_pref_outputs(Args& in, rk_fused_preference_args& a) { read_pref_outputs(in, a, a.type == RK_PREF_XPO); }
 // The options: beta, epsilon, eta, alpha, tau, gamma, temperature, ignoreIndex.
 inline void read_fused_pref_options(Args& in, rk_fused_preference_args& a) {
   read_params(in, &a.p);

@@ -15,90 +15,68 @@
 // GCC 12 warns about _mm512_undefined_ps() inside its own AVX-512 intrinsics (a known false positive).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+// ---- micro-kernels (gemm_kernel.inc, once per instruction set) ------------------------------------
+// AVX-512 12×32: 24 zmm accumulators, per k 2 loads of B + 12 broadcasts of A + 24 FMAs (27 of the
+// 32 registers); AVX2+FMA 6×16: 12 ymm accumulators; portable 4×8 (plain arrays, SSE2 code).
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,bmi2")
 namespace rk {
 namespace gemm {
+namespace k512 {
+using V = __m512;
+constexpr int W = 16;
+static inline V zero() { return _mm512_setzero_ps(); }
+static inline V load(const float* p) { return _mm512_loadu_ps(p); }
+static inline V bcast(const float* p) { return _mm512_set1_ps(*p); }
+static inline V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+static inline V add(V a, V b) { return _mm512_add_ps(a, b); }
+static inline void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+#include "gemm_kernel.inc"
+}  // namespace k512
+}  // namespace gemm
+}  // namespace rk
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,bmi2")
+namespace rk {
+namespace gemm {
+namespace k256 {
+using V = __m256;
+constexpr int W = 8;
+static inline V zero() { return _mm256_setzero_ps(); }
+static inline V load(const float* p) { return _mm256_loadu_ps(p); }
+static inline V bcast(const float* p) { return _mm256_broadcast_ss(p); }
+static inline V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+static inline V add(V a, V b) { return _mm256_add_ps(a, b); }
+static inline void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+#include "gemm_kernel.inc"
+}  // namespace k256
+}  // namespace gemm
+}  // namespace rk
+#pragma GCC pop_options
+
+namespace rk {
+namespace gemm {
+namespace kbase {
+struct V {
+  float l[4];
+};
+constexpr int W = 4;
+static inline V zero() { return V{{0, 0, 0, 0}}; }
+static inline V load(const float* p) { V v; memcpy(v.l, p, sizeof v.l); return v; }
+static inline V bcast(const float* p) { return V{{*p, *p, *p, *p}}; }
+static inline V fma(V a, V b, V c) { for (int i = 0; i < 4; ++i) c.l[i] += a.l[i] * b.l[i]; return c; }
+static inline V add(V a, V b) { for (int i = 0; i < 4; ++i) a.l[i] += b.l[i]; return a; }
+static inline void store(float* p, V v) { memcpy(p, v.l, sizeof v.l); }
+#include "gemm_kernel.inc"
+}  // namespace kbase
+
 namespace {
 
-inline bool a_row_major(const Mat& A) { return a_rows(A); }
-
-// ---- micro-kernels ------------------------------------------------------------------------
-// Each keeps MR×NR accumulators in registers for the whole kc loop: per k, NR/W vector loads of
-// the B panel, MR broadcasts of the A panel and MR·NR/W FMAs (AVX-512 12×32: 24 FMAs per 2 loads
-// + 12 broadcasts, 27 of the 32 zmm registers).
-
-template <int MR, int NV, bool RM>
-RK_TARGET_AVX512 void kern_avx512(size_t kc, const float* __restrict Ap, const float* __restrict Bp, float* C, size_t ldc, bool acc) {
-  __m512 c[MR][NV];
-#pragma GCC unroll 16
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) c[r][v] = _mm512_setzero_ps();
-  for (size_t k = 0; k < kc; ++k) {
-    __m512 b[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) b[v] = _mm512_loadu_ps(Bp + k * (NV * 16) + v * 16);
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r) {
-      __m512 a = _mm512_set1_ps(RM ? Ap[r * kKC + k] : Ap[k * MR + r]);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) c[r][v] = _mm512_fmadd_ps(a, b[v], c[r][v]);
-    }
-  }
-#pragma GCC unroll 16
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) {
-      float* p = C + r * ldc + v * 16;
-      _mm512_storeu_ps(p, acc ? _mm512_add_ps(_mm512_loadu_ps(p), c[r][v]) : c[r][v]);
-    }
-}
-
-template <int MR, int NV, bool RM>
-RK_TARGET_AVX2 void kern_avx2(size_t kc, const float* __restrict Ap, const float* __restrict Bp, float* C, size_t ldc, bool acc) {
-  __m256 c[MR][NV];
-#pragma GCC unroll 16
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) c[r][v] = _mm256_setzero_ps();
-  for (size_t k = 0; k < kc; ++k) {
-    __m256 b[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) b[v] = _mm256_loadu_ps(Bp + k * (NV * 8) + v * 8);
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r) {
-      __m256 a = _mm256_broadcast_ss(RM ? Ap + r * kKC + k : Ap + k * MR + r);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) c[r][v] = _mm256_fmadd_ps(a, b[v], c[r][v]);
-    }
-  }
-#pragma GCC unroll 16
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) {
-      float* p = C + r * ldc + v * 8;
-      _mm256_storeu_ps(p, acc ? _mm256_add_ps(_mm256_loadu_ps(p), c[r][v]) : c[r][v]);
-    }
-}
-
-// Portable 4×8 tile (GCC keeps it in 8 SSE registers at -O3).
-template <bool RM>
-void kern_base(size_t kc, const float* __restrict Ap, const float* __restrict Bp, float* C, size_t ldc, bool acc) {
-  constexpr int MR = 4, NR = 8;
-  float c[MR][NR] = {};
-  for (size_t k = 0; k < kc; ++k) {
-    const float* b = Bp + k * NR;
-    for (int r = 0; r < MR; ++r) {
-      float a = RM ? Ap[r * kKC + k] : Ap[k * MR + r];
-      for (int j = 0; j < NR; ++j) c[r][j] += a * b[j];
-    }
-  }
-  for (int r = 0; r < MR; ++r)
-    for (int j = 0; j < NR; ++j) C[r * ldc + j] = acc ? C[r * ldc + j] + c[r][j] : c[r][j];
-}
-
-const Kernel kAvx512{12, 32, kern_avx512<12, 2, true>, kern_avx512<12, 2, false>};
-const Kernel kAvx2{6, 16, kern_avx2<6, 2, true>, kern_avx2<6, 2, false>};
-const Kernel kBase{4, 8, kern_base<true>, kern_base<false>};
+const Kernel kAvx512{12, 32, k512::kern<12, 2, true>, k512::kern<12, 2, false>};
+const Kernel kAvx2{6, 16, k256::kern<6, 2, true>, k256::kern<6, 2, false>};
+const Kernel kBase{4, 8, kbase::kern<4, 2, true>, kbase::kern<4, 2, false>};
 
 // ---- packing ------------------------------------------------------------------------------
 
@@ -112,7 +90,7 @@ void pack_a_t(const Mat& A, size_t i0, size_t m, size_t k0, size_t kc, int mr, f
   using T = typename Cvt<DT>::T;
   const T* base = static_cast<const T*>(A.p);
   const size_t panels = (m + mr - 1) / mr;
-  if (a_row_major(A)) {
+  if (a_rows(A)) {
     // rows contiguous along k (hidden, dZ): a converting copy of each row into [mr][kKC]
     for (size_t i = 0; i < panels * mr; ++i) {
       float* __restrict dst = Ap + i * kKC;
@@ -123,7 +101,11 @@ void pack_a_t(const Mat& A, size_t i0, size_t m, size_t k0, size_t kc, int mr, f
       const T* __restrict src = base + (A.map ? (size_t)A.map[i0 + i] : i0 + i) * A.rs + k0;
       if (DT == RK_DT_F32) memcpy(dst, src, kc * sizeof(float));
       else
-        for (size_t k = 0; k < kc; ++k) dst[k] = Cvt<DT>::f(src[k]);
+        simd_dispatch([&]() RK_LOOP {  // widening vectorised per ISA (the rows are re-packed per chunk)
+          const T* __restrict s = src;
+          float* __restrict d = dst;
+          for (size_t k = 0; k < kc; ++k) d[k] = Cvt<DT>::f(s[k]);
+        });
     }
     return;
   }
@@ -189,7 +171,7 @@ const Kernel& kernel() {
 
 size_t mc_rows(const Kernel& k) { return k.mr == 12 ? 96 : k.mr == 6 ? 96 : 64; }
 
-size_t a_floats(const Mat& A, size_t m, size_t kc, int mr) { return round_up(m, mr) * (a_row_major(A) ? kKC : kc); }
+size_t a_floats(const Mat& A, size_t m, size_t kc, int mr) { return round_up(m, mr) * (a_rows(A) ? kKC : kc); }
 
 void pack_a(const Mat& A, size_t i0, size_t m, size_t k0, size_t kc, int mr, float* Ap) {
   if (A.dt == RK_DT_F16) pack_a_t<RK_DT_F16>(A, i0, m, k0, kc, mr, Ap);
@@ -286,7 +268,7 @@ void gemm(const Mat& A, const Mat& B, size_t M, size_t N, size_t K, float* C, si
           const size_t q0 = s * per, q1 = std::min(panels, q0 + per);
           const size_t c0 = q0 * nr, cn = std::min(nc, q1 * nr) - c0;
           float* cbase = cmap ? C + jc + c0 : C + i0 * ldc + jc + c0;
-          macro(Kn, mb, cn, kc, a_row_major(A), Ap.data(), Bp.data() + q0 * kc * nr, cbase, ldc, cmap ? cmap + i0 : nullptr, accum);
+          macro(Kn, mb, cn, kc, a_rows(A), Ap.data(), Bp.data() + q0 * kc * nr, cbase, ldc, cmap ? cmap + i0 : nullptr, accum);
         }
       });
     }
