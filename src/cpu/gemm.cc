@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -337,10 +338,17 @@ double fma_peak(int threads, int width, double seconds) {
   long iters = (long)std::max(1.0, probe * seconds / std::max(dt, 1e-9));
   if (threads < 1) threads = 1;
   std::vector<double> secs(threads, 0.0);
+  // each thread's own CPU time (not wall time): on a shared machine a descheduled thread does not
+  // lower the figure, which is the rate of FMAs per core-second
+  auto cpu_now = [] {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+  };
   auto work = [&](int t) {
-    auto a = std::chrono::steady_clock::now();
+    double a = cpu_now();
     loop(iters);
-    secs[t] = std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count();
+    secs[t] = cpu_now() - a;
   };
   std::vector<std::thread> ts;
   for (int t = 1; t < threads; ++t) ts.emplace_back(work, t);

@@ -68,7 +68,8 @@ size_t gemm_scratch_bytes(size_t M, size_t N, size_t K);
 
 // FMA throughput microbenchmark: `threads` threads, each running 12 independent chains of
 // register-only fused multiply-adds (AVX-512 when available, else AVX2; `width` 512 or 256 forces
-// one) for about `seconds`. Returns FLOP/s (2 per lane per FMA) summed over the threads.
+// one) for about `seconds`. Returns FLOP/s (2 per lane per FMA) summed over the threads, each
+// thread's rate taken over its own CPU time (so a shared machine does not lower it).
 double fma_peak(int threads, int width, double seconds);
 
 }  // namespace gemm
