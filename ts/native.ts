@@ -72,7 +72,9 @@ function load(): { addon: NativeCore | null; path: string | null; error: string 
     path: null,
     error: errors.length
       ? `failed to load: ${errors.join('; ')}`
-      : `not built (tried ${tried.join(', ')}, and no prebuild in ${join(root, 'prebuilds')} matches ` +
+      : process.env.RLHF_KERNELS_ADDON
+        ? `not found: RLHF_KERNELS_ADDON=${candidates[0]} does not exist`
+        : `not built (tried ${tried.join(', ')}, and no prebuild in ${join(root, 'prebuilds')} matches ` +
         `${process.platform}-${process.arch}); build it from source with: npm run build:gyp ` +
         `(in ${root}; needs a C++17 compiler, make and python3)`,
   };
