@@ -3,7 +3,7 @@
 // Forward: one thread group per row (a warp for V ≤ 4096, else a 512-thread block), grid-stride
 // over rows (no limit from grid dimensions on N). Each thread streams its share of the row with
 // 16-byte loads (4 f32 or 8 f16/bf16 values, widened in registers), keeping online-softmax
-// statistics in base 2 (one ex2 per logit, core/logprobs.hpp lse2_push_k); the group merges them
+// statistics in natural units with e^d as one ex2 per logit (core/logprobs.hpp lse_push_k); the group merges them
 // with the shared lse_merge and thread 0 writes logp/lse/entropy. Misaligned heads and tails of a
 // row are read element by element. Few long rows (N small, V large): a split-V two-phase path —
 // partial statistics per (row, piece) into scratch, then one warp per row merges and finishes.
@@ -98,7 +98,7 @@ __device__ S group_reduce(S st, S* smem) {
   return st;
 }
 
-// Per-thread base-2 statistics of p[0..n) (z2 = x·c, c = log2(e)/τ), thread `t` of a group of G.
+// Per-thread statistics of p[0..n) (z = x·c, c = 1/τ), thread `t` of a group of G.
 template <int DT, bool W, int G>
 __device__ LseStats range_stats(const typename Ev<DT>::T* __restrict p, size_t n, float c, int t) {
   using E = Ev<DT>;
@@ -107,7 +107,7 @@ __device__ LseStats range_stats(const typename Ev<DT>::T* __restrict p, size_t n
   size_t head = head_of(p, n);
   for (size_t j = t; j < head; j += G) {
     float z = E::at(p, j) * c;
-    rk::lse2_push_k<W, 1>(st, &z);
+    rk::lse_push_k<W, 1>(st, &z);
   }
   const uint4* pv = reinterpret_cast<const uint4*>(p + head);
   size_t nv = (n - head) / K;
@@ -122,7 +122,7 @@ __device__ LseStats range_stats(const typename Ev<DT>::T* __restrict p, size_t n
       E::unpack(v[u], z);
 #pragma unroll
       for (int i = 0; i < K; ++i) z[i] *= c;
-      rk::lse2_push_k<W, K>(st, z);
+      rk::lse_push_k<W, K>(st, z);
     }
   }
   for (; k < nv; k += G) {
@@ -130,13 +130,13 @@ __device__ LseStats range_stats(const typename Ev<DT>::T* __restrict p, size_t n
     E::unpack(__ldg(pv + k), z);
 #pragma unroll
     for (int i = 0; i < K; ++i) z[i] *= c;
-    rk::lse2_push_k<W, K>(st, z);
+    rk::lse_push_k<W, K>(st, z);
   }
   for (size_t j = head + nv * K + t; j < n; j += G) {
     float z = E::at(p, j) * c;
-    rk::lse2_push_k<W, 1>(st, &z);
+    rk::lse_push_k<W, 1>(st, &z);
   }
-  return rk::lse2_to_nat(st);
+  return st;
 }
 
 __device__ __forceinline__ bool counted(int32_t y, int32_t ignore, size_t V) { return y != ignore && y >= 0 && (size_t)y < V; }
@@ -161,7 +161,7 @@ __global__ void __launch_bounds__(G > 256 ? G : 256) lp_fwd_kernel(rk_logprobs_a
   using E = Ev<DT>;
   constexpr int B = G > 256 ? G : 256, RPB = B / G;
   __shared__ LseStats smem[G > 32 ? G / 32 : 1];
-  const float inv_t = 1.0f / a.temperature, c = inv_t * rk::kLog2e;
+  const float inv_t = 1.0f / a.temperature, c = inv_t;
   const typename E::T* base = static_cast<const typename E::T*>(a.logits);
   int t = threadIdx.x % G;
   for (size_t row = (size_t)blockIdx.x * RPB + threadIdx.x / G; row < a.N; row += (size_t)gridDim.x * RPB) {
@@ -182,7 +182,7 @@ template <int DT, bool W>
 __global__ void __launch_bounds__(512) lp_partial_kernel(rk_logprobs_args a, size_t P, size_t chunk, LseStats* part) {
   using E = Ev<DT>;
   __shared__ LseStats smem[16];
-  const float c = rk::kLog2e / a.temperature;
+  const float c = 1.0f / a.temperature;
   const typename E::T* base = static_cast<const typename E::T*>(a.logits);
   for (size_t item = blockIdx.x; item < a.N * P; item += gridDim.x) {
     size_t row = item / P, v0 = (item % P) * chunk, v1 = v0 + chunk < a.V ? v0 + chunk : a.V;
@@ -273,7 +273,7 @@ template <int DT, bool GE>
 __global__ void __launch_bounds__(256) lp_bwd_kernel(rk_logprobs_backward_args a, const float* lse, const float* H, size_t tiles) {
   using E = Ev<DT>;
   constexpr int K = E::K;
-  const float inv_t = 1.0f / a.temperature, c = inv_t * rk::kLog2e;
+  const float inv_t = 1.0f / a.temperature;
   const typename E::T* base = static_cast<const typename E::T*>(a.logits);
   const size_t V = a.V;
   for (size_t item = blockIdx.x; item < a.N * tiles; item += gridDim.x) {
@@ -285,10 +285,10 @@ __global__ void __launch_bounds__(256) lp_bwd_kernel(rk_logprobs_backward_args a
     size_t k0 = tile * kTileVecs, k1 = k0 + kTileVecs < nv ? k0 + kTileVecs : nv;
     bool on = counted(y, a.ignore_index, V);
     float gl = on ? a.grad_logp[row] : 0.0f, ge = GE && on ? a.grad_entropy[row] : 0.0f;
-    float l2 = on ? lse[row] * rk::kLog2e : 0.0f, h = GE && on ? H[row] : 0.0f;
+    float l = on ? lse[row] : 0.0f, h = GE && on ? H[row] : 0.0f;
     float fill = y == a.ignore_index ? 0.0f : rk::nan_f();
     auto one = [&](size_t j) {
-      float v = on ? rk::lp_grad2<GE>(E::at(p, j) * c - l2, gl, ge, h, inv_t) : fill;
+      float v = on ? rk::lp_grad<GE>(E::at(p, j) * inv_t - l, gl, ge, h, inv_t) : fill;
       if (on && j == (size_t)y) v += gl * inv_t;
       g[j] = v;
     };
@@ -314,7 +314,7 @@ __global__ void __launch_bounds__(256) lp_bwd_kernel(rk_logprobs_backward_args a
       size_t j0 = head + k * K;
 #pragma unroll
       for (int i = 0; i < K; ++i) {
-        float r = on ? rk::lp_grad2<GE>(z[i] * c - l2, gl, ge, h, inv_t) : fill;
+        float r = on ? rk::lp_grad<GE>(z[i] * inv_t - l, gl, ge, h, inv_t) : fill;
         z[i] = (on && j0 + i == (size_t)y) ? r + gl * inv_t : r;
       }
       if (out_aligned) {
