@@ -149,8 +149,14 @@ std::vector<int32_t> runs(size_t P, size_t L, size_t maxLen, double padFrac) {
 
 }  // namespace
 
+// prepack_emu [--quick] [--case SUBSTRING]
 int main(int argc, char** argv) {
-  const bool quick = argc > 1 && !strcmp(argv[1], "--quick");
+  bool quick = false;
+  const char* only = nullptr;
+  for (int i = 1; i < argc; ++i) {
+    if (!strcmp(argv[i], "--quick")) quick = true;
+    else if (!strcmp(argv[i], "--case") && i + 1 < argc) only = argv[++i];
+  }
   std::vector<Case> cases;
   cases.push_back({"L=1", 1, 1, 1, 1, {1}});
   cases.push_back({"runs+pad L=37 H2/1", 2, 37, 2, 1, runs(2, 37, 12, 0.2)});
@@ -180,6 +186,12 @@ int main(int argc, char** argv) {
     cases.push_back(c);
   }
   if (quick) cases.resize(3);
+  if (only) {
+    std::vector<Case> keep;
+    for (const Case& c : cases)
+      if (c.name.find(only) != std::string::npos) keep.push_back(c);
+    cases.swap(keep);
+  }
   for (const Case& c : cases) {
     run_all<RK_DT_F16>(c);
     run_all<RK_DT_BF16>(c);
@@ -193,7 +205,7 @@ int main(int argc, char** argv) {
     all &= g_cover[i] > 0;
   }
   printf("ldmatrix: %llu emulated, worst bank conflict %d-way per 8-row phase; mma: %llu\n", emu::g_ldsm, emu::g_max_conflict, emu::g_mma);
-  if (!quick && !all) {
+  if (!quick && !only && !all) {
     printf("EMULATION FAILURES: a kernel path was never taken\n");
     return 1;
   }

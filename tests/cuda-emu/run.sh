@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Emulates CUDA kernels on the CPU (no GPU needed) and checks them against the CPU kernels:
-#   bash tests/cuda-emu/run.sh [advantages|prepack]... [--quick]     (default: both)
+#   bash tests/cuda-emu/run.sh [advantages|prepack]... [--quick] [--case SUBSTRING]   (default: both)
 # advantages: cuda/advantages.cu's kernels, CUDA threads as std::threads (needs g++ with C++20
 #   <barrier>; about 20 s).
 # prepack: packedAttention's FlashAttention-2-style kernel (cuda/prepack.cu, between "fa2 begin"
 #   and "fa2 end") on the emulated mma.sync / ldmatrix / cp.async of mma_emu.hpp (a few minutes;
-#   --quick: the first cases only).
+#   --quick: the first cases only; --case: the cases whose name contains SUBSTRING).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-which=(); quick=""
+which=(); args=(); prev=""
 for a in "$@"; do
+  if [ "$prev" = --case ]; then args+=(--case "$a"); prev=""; continue; fi
   case "$a" in
-    --quick) quick="--quick" ;;
+    --quick) args+=(--quick) ;;
+    --case) prev=--case ;;
     advantages|prepack) which+=("$a") ;;
     *) echo "unknown argument $a"; exit 2 ;;
   esac
@@ -43,6 +45,6 @@ PY
     # -U_FORTIFY_SOURCE: the fibers switch stacks with _longjmp
     g++ -std=c++17 -O2 -U_FORTIFY_SOURCE -I. -DKERNELS_INC="\"$tmp/fa2.inc\"" -o "$tmp/emu_prepack" \
       tests/cuda-emu/prepack_emu.cc src/cpu/prepack.cc src/cpu/pool.cc src/cpu/simd.cc -lpthread
-    "$tmp/emu_prepack" $quick
+    "$tmp/emu_prepack" "${args[@]}"
   fi
 done
