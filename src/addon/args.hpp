@@ -198,6 +198,10 @@ class Args {
       std::string err = exec_call(a, k, cs_);
       if (err.empty()) err = after(cs_);
       if (!err.empty()) throw Napi::Error::New(env_, err);
+      if (async_) {  // inline: the outputs were snapshotted while reading the arguments
+        err = copy_back(cs_);
+        if (!err.empty()) throw Napi::TypeError::New(env_, err);
+      }
       return post(env_);
     }
     void* event = nullptr;
