@@ -28,6 +28,20 @@ step "CUDA vs CPU checks, then GPU benchmarks"
 ./build-gpu/rk_gpu_bench "$dest/gpu-results.json" "$@" 2>&1 | tee "$dest/gpu-bench.log"
 bench_rc=${PIPESTATUS[0]}
 
+step "C ABI from C99 against the CUDA library (device entry point on a user stream)"
+gcc -std=c99 -Wall -Wextra -Werror -O2 -Isrc/include tests/c_abi/c_abi_test.c -L"$PWD/build-gpu" -lrlhf_kernels -lm \
+  -Wl,-rpath,"$PWD/build-gpu" -o build-gpu/c_abi_test 2>&1 && ./build-gpu/c_abi_test 2>&1 | tee "$dest/gpu-c-abi.log" | tail -8
+capi_rc=${PIPESTATUS[0]}
+
+step "vitest on the CUDA addon: device tensors and async calls (only where Node and node_modules exist)"
+if command -v node >/dev/null 2>&1 && [ -d node_modules/vitest ]; then
+  npx cmake-js rebuild -O build-cuda --CDRK_REQUIRE_CUDA=ON --CDCMAKE_CUDA_ARCHITECTURES=90 > "$dest/gpu-addon-build.log" 2>&1 &&
+    RLHF_KERNELS_ADDON=$PWD/build-cuda/Release/rlhf_kernels.node timeout 300 npx vitest run tests/device.test.ts tests/async.test.ts 2>&1 |
+    tee "$dest/gpu-vitest.log" | tail -15
+else
+  echo "no Node here: skipped (bench/gpu device.cu covers the device entry points)"
+fi
+
 step "PyTorch eager baselines (same shapes)"
 if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
   timeout 180 python3 bench/gpu/torch_baselines.py "$dest/gpu-torch.json" 2>&1 | tee "$dest/gpu-torch.log"
@@ -37,6 +51,8 @@ fi
 
 step "summary"
 grep -E "^(CHECK FAIL|GPU checks)" "$dest/gpu-bench.log" || true
+grep -E "^C ABI" "$dest/gpu-c-abi.log" || true
 grep -E "^\|" "$dest/gpu-bench.log" || true
 echo "results: $dest/gpu-results.json $dest/gpu-torch.json"
-exit $bench_rc
+[ $bench_rc -ne 0 ] && exit $bench_rc
+exit $capi_rc
