@@ -143,7 +143,7 @@ describe.skipIf(!native)(`op.async (${addonPath})`, () => {
     const N = 256, V = 16000;
     const fill = (x: rk.Tensor<'f32'>, k: number) => { for (let i = 0; i < N * V; i++) x.data[i] = ((i * k) % 101) * 0.02; };
     const want = (() => {
-      const a = t(new Float32Array(N * V), [N, V]), b = t(new Float32Array(N * V), [N, V]);
+      const a = t(new Float32Array(N * V), [N, V], 'f32'), b = t(new Float32Array(N * V), [N, V], 'f32');
       fill(a, 3);
       fill(b, 7);
       return rk.vocabKl({ logits: a, refLogits: b }).kl.data;
@@ -212,7 +212,7 @@ describe.skipIf(!native)(`op.async (${addonPath})`, () => {
   });
 
   it('the native async entry points refuse junk like the synchronous ones', () => {
-    const n = (rk as any) && (require_native() as Record<string, (...a: unknown[]) => unknown>);
+    const n = require_native() as unknown as Record<string, (...a: unknown[]) => unknown>;
     const junk = [undefined, null, 1, 'x', {}, [], new Float64Array(3), new Float32Array(0), new Int32Array(3)];
     for (let i = 0; i < 300; i++) {
       const args = Array.from({ length: 11 }, (_, k) => junk[(i * 7 + k * 3) % junk.length]);

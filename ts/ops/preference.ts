@@ -26,7 +26,6 @@ import type { CommonOptions } from '../validate.js';
 import * as ref from '../reference/preference.js';
 import { readFloat, type Tensor, type AnyTensor, type TensorLike } from '../tensor.js';
 import { f32Data, INT, LOGITS, logitsData, maskData, OpArgs, widenF32 } from '../validate.js';
-import { inAsyncStep } from '../async.js';
 
 type F32 = Float32Array;
 type OptF32 = Float32Array | null;
@@ -166,13 +165,13 @@ export interface PreferenceLossResult {
  */
 function outsB(a: OpArgs, shape: readonly number[], B: number, count: number) {
   const hasOut = a.options.out !== undefined && a.options.out !== null;
-  const own = hasOut || a.device !== undefined || inAsyncStep(); // a.out: device tensors, addon-owned memory
-  // (above ~8K examples one big zeroed block costs more than separate ones: mmap'd, page faults)
+  const own = hasOut || a.device !== undefined; // a.out: checked out buffers, device tensors
+  // (above ~8K examples one big zeroed block costs more than separate ones: mmap'd, page faults;
+  // a.out then also gives large outputs of an .async call addon-owned memory)
   const block = own || B > 8192 ? null : new Float32Array(B * count);
   let k = 0;
   return (name: string): Tensor<'f32'> => {
-    if (own) return a.out(name, 'f32', shape);
-    if (!block) return { data: new Float32Array(B), shape, dtype: 'f32' };
+    if (!block) return a.out(name, 'f32', shape);
     const data = block.subarray(k * B, (k + 1) * B);
     k++;
     return { data, shape, dtype: 'f32' };
