@@ -331,11 +331,9 @@ RKC_DEV_ENTRY(win_rate_rewards, rk_win_rate_args)
 // count is >= 2 (it reads the count on the device), so nothing waits on the host.
 extern "C" int rk_cuda_whiten_dev(const rk_whiten_args* a, void* stream, char* err, size_t errlen) {
   cudaStream_t s = rkc::stream_of(stream);
-  void* scratch = nullptr;
-  RKC_TRY(rkc::dev_alloc(&scratch, rk_whiten_scratch_doubles(a->n) * sizeof(double), s));  // 24 bytes per 256 elements
-  cudaError_t e = rk_launch_whiten(*a, static_cast<double*>(scratch), s);
-  rkc::dev_free(scratch, s);
-  RKC_TRY(e);
+  // partials: 24 bytes per 256 elements
+  RKC_TRY(rkc::with_scratch(rk_whiten_scratch_doubles(a->n) * sizeof(double), s,
+                            [&](void* p) { return rk_launch_whiten(*a, static_cast<double*>(p), s); }));
   return 0;
 }
 

@@ -33,6 +33,16 @@ cudaStream_t current_stream();  // the library's stream of the current device
 cudaError_t dev_alloc(void** p, size_t bytes, cudaStream_t stream);
 cudaError_t dev_free(void* p, cudaStream_t stream);
 inline cudaStream_t stream_of(void* s) { return s ? static_cast<cudaStream_t>(s) : current_stream(); }
+// Runs f(scratch) with `bytes` of pool memory on stream s, returned to the pool after the work.
+template <class F>
+cudaError_t with_scratch(size_t bytes, cudaStream_t s, F&& f) {
+  void* p = nullptr;
+  cudaError_t e = dev_alloc(&p, bytes, s);
+  if (e != cudaSuccess) return e;
+  e = f(p);
+  dev_free(p, s);
+  return e;
+}
 
 // Device copies of a call's host arrays, on the library's stream of the current device. in()
 // queues a host → device copy; out() allocates, and finish() copies device → host after the

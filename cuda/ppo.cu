@@ -261,15 +261,13 @@ cudaError_t rk_launch_p3o_loss(const rk_p3o_loss_args& a, cudaStream_t s) {
 template <class A, cudaError_t (*Launch)(const A&, cudaStream_t)>
 static int ppo_dev(const A* a, void* stream, char* err, size_t errlen) {
   cudaStream_t s = rkc::stream_of(stream);
-  A d = *a;
-  void* ws = nullptr;
-  if (!d.workspace) {
-    RKC_TRY(rkc::dev_alloc(&ws, rk::ppo_workspace_bytes(a->B, a->T), s));
-    d.workspace = ws;
-  }
-  cudaError_t e = Launch(d, s);
-  rkc::dev_free(ws, s);
-  RKC_TRY(e);
+  if (a->workspace) RKC_TRY(Launch(*a, s));
+  else
+    RKC_TRY(rkc::with_scratch(rk::ppo_workspace_bytes(a->B, a->T), s, [&](void* ws) {
+      A d = *a;
+      d.workspace = ws;
+      return Launch(d, s);
+    }));
   return 0;
 }
 extern "C" int rk_cuda_ppo_policy_loss_dev(const rk_ppo_policy_loss_args* a, void* stream, char* err, size_t errlen) {

@@ -245,11 +245,7 @@ RKC_DEV_ENTRY(geometric_mixture, rk_geometric_mixture_args)
 
 extern "C" int rk_cuda_rejection_sample_dev(const rk_rejection_sample_args* a, void* stream, char* err, size_t errlen) {
   cudaStream_t s = rkc::stream_of(stream);
-  void* taken = nullptr;
-  RKC_TRY(rkc::dev_alloc(&taken, a->G * a->K, s));
-  cudaError_t e = rk_launch_rejection_sample(*a, static_cast<uint8_t*>(taken), s);
-  rkc::dev_free(taken, s);
-  RKC_TRY(e);
+  RKC_TRY(rkc::with_scratch(a->G * a->K, s, [&](void* taken) { return rk_launch_rejection_sample(*a, static_cast<uint8_t*>(taken), s); }));
   return 0;
 }
 

@@ -19,6 +19,8 @@ import type { DType, Tensor, TensorLike } from './tensor.js';
 type AnyFn = (...args: unknown[]) => unknown;
 
 let asyncStep = false;
+/** set by OpArgs.backend() during an async step: CUDA calls on host arrays always go to a worker */
+let stepUsesCuda = false;
 let inlineBytes = Number(process.env.RLHF_KERNELS_ASYNC_INLINE_BYTES ?? 256 * 1024);
 if (!Number.isFinite(inlineBytes) || inlineBytes < 0) inlineBytes = 256 * 1024;
 let asyncTable: Record<string, AnyFn> | null = null;
@@ -28,6 +30,11 @@ let temps: DeviceTensor[] | null = null;
 /** True while an `.async` call's generator step runs (outputs are allocated for a worker). */
 export function inAsyncStep(): boolean {
   return asyncStep;
+}
+
+/** OpArgs.backend() reports the resolved backend of the call being stepped. */
+export function noteBackend(b: string): void {
+  if (asyncStep && b === 'cuda') stepUsesCuda = true;
 }
 
 /** Registers a device tensor to dispose when the current op call is done. */
@@ -68,7 +75,7 @@ function buildAsyncTable(): Record<string, AnyFn> {
   for (const k of Object.keys(n)) {
     const sync = n[k], asy = n[k + 'Async'];
     if (typeof sync === 'function' && typeof asy === 'function') {
-      t[k] = (...args: unknown[]) => (offload(args) ? (asy as AnyFn)(...args) : (sync as AnyFn)(...args));
+      t[k] = (...args: unknown[]) => (stepUsesCuda || offload(args) ? (asy as AnyFn)(...args) : (sync as AnyFn)(...args));
     }
   }
   return t;
@@ -144,10 +151,12 @@ async function runAsync<R>(g: Generator<unknown, R, unknown>, options: unknown):
   const mine: DeviceTensor[] = [];
   const stream = streamOf(options);
   let value: unknown = undefined;
+  let usesCuda = false;
   try {
     for (;;) {
-      const savedStep = asyncStep, savedTemps = temps;
+      const savedStep = asyncStep, savedTemps = temps, savedCuda = stepUsesCuda;
       asyncStep = true;
+      stepUsesCuda = usesCuda;
       temps = mine;
       if (stream) setCallStream(stream);
       let r: IteratorResult<unknown, R>;
@@ -155,8 +164,10 @@ async function runAsync<R>(g: Generator<unknown, R, unknown>, options: unknown):
         r = g.next(value);
       } finally {
         if (stream) setCallStream(null);
+        usesCuda = stepUsesCuda;
         asyncStep = savedStep;
         temps = savedTemps;
+        stepUsesCuda = savedCuda;
       }
       if (r.done) return r.value;
       value = isThenable(r.value) ? await r.value : r.value;

@@ -4,7 +4,7 @@
  * of range or a non-finite / out-of-range hyper-parameter is a RangeError. Messages start with the
  * op and name the argument.
  */
-import { callTemp, inAsyncStep } from './async.js';
+import { callTemp, inAsyncStep, noteBackend } from './async.js';
 import { cuda, DeviceTensor, deviceEmpty, deviceScalars, deviceToF32, deviceWrite, hostTensor, type CudaStream } from './device.js';
 import { native, resolveBackend, type ResolvedBackend } from './native.js';
 import { numel, readFloat, tensor, toTensor, type ArrayOf, type DType, type Tensor, type TypedArray } from './tensor.js';
@@ -183,9 +183,12 @@ export class OpArgs {
       if (b !== undefined && typeof b !== 'string') this.typeError('options.backend must be a string');
       if (b !== undefined && b !== 'auto' && b !== 'cuda')
         this.typeError(`the inputs are device tensors: options.backend must be 'auto' or 'cuda', got '${String(b)}'`);
+      noteBackend('cuda');
       return 'cuda';
     }
-    return resolveBackend(this.options.backend, this.op);
+    const b = resolveBackend(this.options.backend, this.op);
+    noteBackend(b);
+    return b;
   }
 
   /** The values of an input for host-side checks: the host data, or a copy read back from the device. */

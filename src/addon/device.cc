@@ -15,6 +15,18 @@ const napi_type_tag kBufferTag = {0x7c1a3f0e5b2d4c81ULL, 0x9e6f02a4d3b1c7e5ULL};
 const napi_type_tag kStreamTag = {0x2b8e4d17c9a05f63ULL, 0x41d7e93a6c08b2f1ULL};
 const napi_type_tag kHostTag = {0x5f31c8a9e2470d6bULL, 0xa3c6e1b94f2d8075ULL};
 
+// The native object of a JS object created by one of our classes (checked by its type tag), or nullptr.
+template <class T>
+T* unwrap_tagged(napi_env env, napi_value v, const napi_type_tag& tag) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_object) return nullptr;
+  bool is = false;
+  if (napi_check_object_type_tag(env, v, &tag, &is) != napi_ok || !is) return nullptr;
+  void* p = nullptr;
+  if (napi_unwrap(env, v, &p) != napi_ok) return nullptr;
+  return static_cast<T*>(p);
+}
+
 [[noreturn]] void throw_error(napi_env env, const std::string& msg) { throw Napi::Error::New(env, msg); }
 [[noreturn]] void throw_type(napi_env env, const std::string& msg) { throw Napi::TypeError::New(env, msg); }
 [[noreturn]] void throw_range(napi_env env, const std::string& msg) { throw Napi::RangeError::New(env, msg); }
@@ -101,6 +113,13 @@ StreamPtr stream_for(napi_env env, AddonState& st, int d) {
   StreamPtr s = library_stream(st, d, &err);
   if (!s) throw_error(env, "rlhf-kernels cuda: " + err);
   return s;
+}
+
+// Makes stream s wait for the work of the last stream that used m (no host wait).
+void wait_for_last(napi_env env, DevMem& m, const StreamPtr& s) {
+  StreamPtr last = m.last_stream();
+  if (last && last != s && rk_cuda_stream_wait(m.device, s->stream, last->stream, nullptr, 0))
+    throw_error(env, "rlhf-kernels cuda: stream wait failed");
 }
 
 Napi::Value Alloc(const Napi::CallbackInfo& info) {
@@ -238,9 +257,7 @@ Napi::Value ConvertF32(const Napi::CallbackInfo& info) {
     }
   } else {
     if (b.dtype == RK_DT_I32 || b.dtype == RK_DT_U8) throw_type(env, "rlhf-kernels: only float buffers convert to f32");
-    StreamPtr last = b.mem->last_stream();
-    if (last && last != s && rk_cuda_stream_wait(b.device, s->stream, last->stream, nullptr, 0))
-      throw_error(env, "rlhf-kernels cuda: stream wait failed");
+    wait_for_last(env, *b.mem, s);
     char e[256] = {0};
     if (rk_cuda_convert_f32(b.device, b.data(), b.dtype, dst, b.length, s->stream, e, sizeof e))
       throw_error(env, std::string("rlhf-kernels cuda: ") + e);
@@ -272,11 +289,7 @@ Napi::Value Copy(const Napi::CallbackInfo& info) {
     return info.Env().Undefined();
   }
   StreamPtr str = stream_for(env, st, d.device);
-  for (DevMem* m : {d.mem.get(), s.mem.get()}) {
-    StreamPtr last = m->last_stream();
-    if (last && last != str && rk_cuda_stream_wait(d.device, str->stream, last->stream, nullptr, 0))
-      throw_error(env, "rlhf-kernels cuda: stream wait failed");
-  }
+  for (DevMem* m : {d.mem.get(), s.mem.get()}) wait_for_last(env, *m, str);
   char e[256] = {0};
   if (rk_cuda_memcpy(d.device, d.data(), s.data(), d.bytes(), RK_COPY_D2D, str->stream, 0, e, sizeof e))
     throw_error(env, std::string("rlhf-kernels cuda: ") + e);
@@ -575,15 +588,7 @@ Napi::Object DeviceBuffer::Make(Napi::Env env, MemPtr mem, size_t offset_bytes, 
   return o;
 }
 
-DeviceBuffer* DeviceBuffer::From(napi_env env, napi_value v) {
-  napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_object) return nullptr;
-  bool is = false;
-  if (napi_check_object_type_tag(env, v, &kBufferTag, &is) != napi_ok || !is) return nullptr;
-  void* p = nullptr;
-  if (napi_unwrap(env, v, &p) != napi_ok) return nullptr;
-  return static_cast<DeviceBuffer*>(p);
-}
+DeviceBuffer* DeviceBuffer::From(napi_env env, napi_value v) { return unwrap_tagged<DeviceBuffer>(env, v, kBufferTag); }
 
 Napi::Value DeviceBuffer::Dispose(const Napi::CallbackInfo& info) {
   mem.reset();  // freed when no call in flight holds it any more
@@ -601,15 +606,7 @@ Stream::Stream(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Stream>(info) 
   napi_type_tag_object(info.Env(), info.This(), &kStreamTag);
 }
 
-Stream* Stream::From(napi_env env, napi_value v) {
-  napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_object) return nullptr;
-  bool is = false;
-  if (napi_check_object_type_tag(env, v, &kStreamTag, &is) != napi_ok || !is) return nullptr;
-  void* p = nullptr;
-  if (napi_unwrap(env, v, &p) != napi_ok) return nullptr;
-  return static_cast<Stream*>(p);
-}
+Stream* Stream::From(napi_env env, napi_value v) { return unwrap_tagged<Stream>(env, v, kStreamTag); }
 
 Napi::Value Stream::Destroy(const Napi::CallbackInfo& info) {
   AddonState& st = state(info.Env());
