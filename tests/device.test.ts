@@ -78,6 +78,21 @@ describe.skipIf(!native)(`device tensors (${addonPath})`, () => {
       }
     });
 
+    it(`[${d.id}] .async on device inputs equals the synchronous device call (queued now, awaited on a worker)`, async () => {
+      const prev = rk.setAsyncInlineBytes(0);
+      try {
+        for (const c of opCases(13)) {
+          const dIn = onDevice(c, d.id);
+          const want = hostValues(c.op(dIn, c.options));
+          const p = c.op.async(dIn, c.options);
+          expect(p).toBeInstanceOf(Promise);
+          expectSameValues(hostValues(await p), want, `${c.name} .async [device ${d.id}]`, d.tol);
+        }
+      } finally {
+        rk.setAsyncInlineBytes(prev);
+      }
+    });
+
     it(`[${d.id}] options.out device tensors are written in place`, () => {
       const r = rng(3);
       const B = 4, T = 9;
@@ -226,6 +241,14 @@ describe.skipIf(!native)(`device tensors (${addonPath})`, () => {
     s1.destroy();
     s2.destroy();
     expect(() => rk.klPenalty({ logp: rk.cuda.upload(x), refLogp: rk.cuda.upload(y) }, { stream: s1 })).toThrow(TypeError);
+  });
+
+  it.skipIf(!cudaOk)("backend 'cuda' on host tensors (copied per call), sync and .async, equals the cpu backend", async () => {
+    for (const c of opCases(17)) {
+      const want = hostValues(c.op(c.inputs, { ...c.options, backend: 'cpu' }));
+      expectSameValues(hostValues(c.op(c.inputs, { ...c.options, backend: 'cuda' })), want, `${c.name} [cuda host]`, 2e-5);
+      expectSameValues(hostValues(await c.op.async(c.inputs, { ...c.options, backend: 'cuda' })), want, `${c.name} [cuda host .async]`, 2e-5);
+    }
   });
 
   it.skipIf(!cudaOk)('the memory pool: repeated calls reserve no new device memory', () => {
