@@ -968,7 +968,24 @@ cudaError_t rk_launch_packed_attention_with(const rk_packed_attention_args& a, c
   return cudaErrorInvalidValue;
 }
 
-// Host-pointer entry points of the C ABI: stage, launch, copy back.
+// Device-pointer entry points of the C ABI (queued on the stream, no wait).
+RKC_DEV_ENTRY(attention_mask, rk_attention_mask_args)
+RKC_DEV_ENTRY(unpack, rk_unpack_args)
+// tiles_computed / tiles_skipped: device counters (added to; zero them first) or NULL.
+extern "C" int rk_cuda_packed_attention_dev(const rk_packed_attention_args* a, void* stream, char* err, size_t errlen) {
+  if (a->Dh > 2048) {
+    if (err && errlen) snprintf(err, errlen, "packedAttention: head size Dh = %zu > 2048 is not supported by the CUDA backend", a->Dh);
+    return 1;
+  }
+  if (a->H > 65535 || a->P > 65535) {
+    if (err && errlen) snprintf(err, errlen, "packedAttention: H and P must be at most 65535 on the CUDA backend");
+    return 1;
+  }
+  RKC_TRY(rk_launch_packed_attention(*a, rkc::stream_of(stream)));
+  return 0;
+}
+
+// Host-pointer entry points of the C ABI: stage, run the device entry point, copy back.
 extern "C" int rk_cuda_attention_mask(const rk_attention_mask_args* h, char* err, size_t errlen) {
   rkc::Staging st;
   rk_attention_mask_args d = *h;
@@ -978,7 +995,7 @@ extern "C" int rk_cuda_attention_mask(const rk_attention_mask_args* h, char* err
   uint8_t* dm = nullptr;
   RKC_TRY(st.out(static_cast<uint8_t*>(h->mask), bytes, &dm));
   d.mask = dm;
-  RKC_TRY(rk_launch_attention_mask(d, 0));
+  RKC_RUN_DEV(attention_mask, d);
   RKC_TRY(st.finish());
   return 0;
 }
@@ -991,20 +1008,12 @@ extern "C" int rk_cuda_unpack(const rk_unpack_args* h, char* err, size_t errlen)
   RKC_TRY(st.in(h->offset_of, h->n, &d.offset_of));
   RKC_TRY(st.in(h->lengths, h->n, &d.lengths));
   RKC_TRY(st.out(h->rows, h->n * h->max_len * h->D, &d.rows));
-  RKC_TRY(rk_launch_unpack(d, 0));
+  RKC_RUN_DEV(unpack, d);
   RKC_TRY(st.finish());
   return 0;
 }
 
 extern "C" int rk_cuda_packed_attention(const rk_packed_attention_args* h, char* err, size_t errlen) {
-  if (h->Dh > 2048) {
-    snprintf(err, errlen, "packedAttention: head size Dh = %zu > 2048 is not supported by the CUDA backend", h->Dh);
-    return 1;
-  }
-  if (h->H > 65535 || h->P > 65535) {
-    snprintf(err, errlen, "packedAttention: H and P must be at most 65535 on the CUDA backend");
-    return 1;
-  }
   rkc::Staging st;
   rk_packed_attention_args d = *h;
   const size_t es = h->dtype == RK_DT_F32 ? 4 : 2;
@@ -1017,10 +1026,10 @@ extern "C" int rk_cuda_packed_attention(const rk_packed_attention_args* h, char*
   uint64_t counts[2] = {0, 0};
   uint64_t* dc = nullptr;
   RKC_TRY(st.out(counts, 2, &dc));
-  RKC_TRY(cudaMemset(dc, 0, sizeof counts));
+  RKC_TRY(cudaMemsetAsync(dc, 0, sizeof counts, st.stream()));
   d.tiles_computed = dc;
   d.tiles_skipped = dc + 1;
-  RKC_TRY(rk_launch_packed_attention(d, 0));
+  RKC_RUN_DEV(packed_attention, d);
   RKC_TRY(st.finish());
   if (h->tiles_computed) *h->tiles_computed = counts[0];
   if (h->tiles_skipped) *h->tiles_skipped = counts[1];
