@@ -3,7 +3,8 @@
 // One GEMM kernel per element type, C[m][n] = Σ_k A(m,k)·B(n,k) over 128×128 output tiles, with a
 // pluggable epilogue that reads the finished tile from shared memory:
 //   - bf16 / f16: tensor cores (mma.sync m16n8k16, f32 accumulation; ldmatrix / ldmatrix.trans
-//     fragments from padded shared-memory tiles, a 3-stage cp.async pipeline, 8 warps of 64×32);
+//     fragments from padded shared-memory tiles, a 3-stage cp.async pipeline, 8 warps of 64×32;
+//     the warp primitives of cuda/mma.cuh);
 //   - f32: CUDA-core FFMA tiles (each thread 8×8 outputs), so f32 inputs keep f32 products and
 //     sums (no TF32 rounding).
 // Operands are described by `Opnd` (k-major or row-major storage, a row map for the counted rows,
@@ -11,7 +12,7 @@
 //
 // Forward: rows with a counted label are compacted on the device; tiles of the logits
 // hidden·Wᵀ (+ bias, ÷ τ) are folded in the epilogue into per-row online softmax statistics of
-// the tile's 128 columns (core/logprobs.hpp, base 2 with one ex2 per logit), written to a partial
+// the tile's 128 columns (core/logprobs.hpp lse_push_k, one ex2 per logit), written to a partial
 // buffer [Na × ceil(V/128)] (12 bytes per entry: O(N·V/128), not [N, V]); a combine kernel merges
 // each row's partials (lse_merge) and finishes logp, lse, entropy with the label's logit.
 // Backward, per vocabulary chunk of VC columns (option `chunk`, default 8192):
@@ -27,6 +28,7 @@
 #include "../src/core/linear.hpp"
 #include "common.cuh"
 #include "linear.cuh"
+#include "mma.cuh"
 #include "preference.cuh"
 
 namespace {
@@ -84,37 +86,9 @@ __device__ __forceinline__ void tile_of(unsigned b, int M, int N, int* m0, int* 
   *n0 = (local / gsize) * kBN;
 }
 
-// ---- PTX primitives (tests/cuda-emu/linear_emu.cc supplies host versions) ------------------------
+// Warp shuffle of a statistics triple (tests/cuda-emu/linear_emu.cc supplies a host version, as it
+// does for cuda/mma.cuh's ldmatrix / mma.sync / cp.async that the kernels below use).
 #if !defined(RK_CUDA_EMU)
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
-  unsigned s = (unsigned)__cvta_generic_to_shared(smem);
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
-}
-__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
-__device__ __forceinline__ void ldsm_x4(uint32_t r[4], const uint16_t* p) {
-  unsigned a = (unsigned)__cvta_generic_to_shared(p);
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
-}
-__device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], const uint16_t* p) {
-  unsigned a = (unsigned)__cvta_generic_to_shared(p);
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
-}
-// D = A·B + D, m16n8k16, A row-major 16×16, B column-major 16×8, f32 accumulators.
-template <int DT>
-__device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], const uint32_t b[2]) {
-  if (DT == RK_DT_BF16)
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-  else
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
 __device__ __forceinline__ LseStats shfl_xor_st(LseStats s, int off) {
   return LseStats{__shfl_xor_sync(0xffffffffu, s.m, off), __shfl_xor_sync(0xffffffffu, s.s, off),
                   __shfl_xor_sync(0xffffffffu, s.w, off)};
@@ -145,7 +119,7 @@ __device__ __forceinline__ void tc_load(uint16_t* sm, const Opnd& o, int row0, i
     const int r = row0 + rr, k = k0 + kk;
     const bool full = KM ? (r < o.rows && k + 8 <= o.K && (k % o.kmod) + 8 <= o.kvalid) : (r + 8 <= o.rows && op_ok(o, r, k));
     if (o.vec && full) {
-      cp_async16(dst, op_ptr<uint16_t, KM>(o, r, k));
+      rkmma::cp_async16(dst, op_ptr<uint16_t, KM>(o, r, k), true);
     } else {
 #pragma unroll
       for (int e = 0; e < 8; ++e) {
@@ -162,10 +136,10 @@ __device__ __forceinline__ void frag_a(uint32_t a[4][4], const uint16_t* sm, int
 #pragma unroll
   for (int mt = 0; mt < 4; ++mt) {
     if (KM) {
-      ldsm_x4(a[mt], sm + (wm0 + mt * 16 + (lane & 15)) * (kBK + kPad) + ks * 16 + (lane >> 4) * 8);
+      rkmma::ldsm_x4(a[mt], sm + (wm0 + mt * 16 + (lane & 15)) * (kBK + kPad) + ks * 16 + (lane >> 4) * 8);
     } else {
       const int q = lane >> 3;
-      ldsm_x4_t(a[mt], sm + (ks * 16 + (lane & 7) + (q >> 1) * 8) * (kBM + kPad) + wm0 + mt * 16 + (q & 1) * 8);
+      rkmma::ldsm_x4_trans(a[mt], sm + (ks * 16 + (lane & 7) + (q >> 1) * 8) * (kBM + kPad) + wm0 + mt * 16 + (q & 1) * 8);
     }
   }
 }
@@ -177,8 +151,8 @@ __device__ __forceinline__ void frag_b(uint32_t b[4][2], const uint16_t* sm, int
 #pragma unroll
   for (int np = 0; np < 2; ++np) {
     uint32_t r[4];
-    if (KM) ldsm_x4(r, sm + (wn0 + np * 16 + (lane & 7) + (q >> 1) * 8) * (kBK + kPad) + ks * 16 + (q & 1) * 8);
-    else ldsm_x4_t(r, sm + (ks * 16 + (lane & 7) + (q & 1) * 8) * (kBN + kPad) + wn0 + np * 16 + (q >> 1) * 8);
+    if (KM) rkmma::ldsm_x4(r, sm + (wn0 + np * 16 + (lane & 7) + (q >> 1) * 8) * (kBK + kPad) + ks * 16 + (q & 1) * 8);
+    else rkmma::ldsm_x4_trans(r, sm + (ks * 16 + (lane & 7) + (q & 1) * 8) * (kBN + kPad) + wn0 + np * 16 + (q >> 1) * 8);
     b[2 * np][0] = r[0];
     b[2 * np][1] = r[1];
     b[2 * np + 1][0] = r[2];
@@ -188,7 +162,7 @@ __device__ __forceinline__ void frag_b(uint32_t b[4][2], const uint16_t* sm, int
 
 template <int DT, bool KMA, bool KMB, class Epi>
 __global__ void __launch_bounds__(kThreads, 2) tc_gemm(Opnd A, Opnd B, int M, int N, int K, Epi epi) {
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  unsigned char* smem_raw = rkmma::dyn_smem();
   uint16_t* sA = reinterpret_cast<uint16_t*>(smem_raw);
   uint16_t* sB = sA + kStages * kTileElems;
   int m0, n0;
@@ -209,10 +183,10 @@ __global__ void __launch_bounds__(kThreads, 2) tc_gemm(Opnd A, Opnd B, int M, in
       tc_load<KMA>(sA + st * kTileElems, A, m0, st * kBK, tid);
       tc_load<KMB>(sB + st * kTileElems, B, n0, st * kBK, tid);
     }
-    cp_commit();
+    rkmma::cp_async_commit();
   }
   for (int kt = 0; kt < ktiles; ++kt) {
-    cp_wait<kStages - 2>();
+    rkmma::cp_async_wait<kStages - 2>();
     __syncthreads();
     const uint16_t* as = sA + (kt % kStages) * kTileElems;
     const uint16_t* bs = sB + (kt % kStages) * kTileElems;
@@ -224,16 +198,16 @@ __global__ void __launch_bounds__(kThreads, 2) tc_gemm(Opnd A, Opnd B, int M, in
 #pragma unroll
       for (int mt = 0; mt < 4; ++mt)
 #pragma unroll
-        for (int nt = 0; nt < 4; ++nt) mma16816<DT>(acc[mt][nt], af[mt], bf[nt]);
+        for (int nt = 0; nt < 4; ++nt) rkmma::mma16816<DT>(acc[mt][nt], af[mt], bf[nt][0], bf[nt][1]);
     }
     const int nx = kt + kStages - 1;
     if (nx < ktiles) {
       tc_load<KMA>(sA + (nx % kStages) * kTileElems, A, m0, nx * kBK, tid);
       tc_load<KMB>(sB + (nx % kStages) * kTileElems, B, n0, nx * kBK, tid);
     }
-    cp_commit();
+    rkmma::cp_async_commit();
   }
-  cp_wait<0>();
+  rkmma::cp_async_wait<0>();
   __syncthreads();
   // accumulators → the f32 C tile (reusing the pipeline's shared memory)
   float* Cs = reinterpret_cast<float*>(smem_raw);
@@ -270,7 +244,7 @@ __device__ __forceinline__ void simt_load(float (*S)[kBM], const Opnd& o, int ro
 
 template <int DTA, int DTB, bool KMA, bool KMB, class Epi>
 __global__ void __launch_bounds__(kThreads) simt_gemm(Opnd A, Opnd B, int M, int N, int K, Epi epi) {
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  unsigned char* smem_raw = rkmma::dyn_smem();
   __shared__ float As[kBKs][kBM], Bs[kBKs][kBN];
   int m0, n0;
   tile_of(blockIdx.x, M, N, &m0, &n0);
@@ -310,7 +284,8 @@ __global__ void __launch_bounds__(kThreads) simt_gemm(Opnd A, Opnd B, int M, int
 // ---- epilogues (on the finished 128×128 tile Cs, origin (m0, n0)) ---------------------------------
 
 // Forward: online softmax statistics of each row's 128 logits (two threads per row, 64 columns
-// each, base 2: one ex2 per logit), merged and written as the row's partial for this column tile;
+// each, core/logprobs.hpp lse_push_k: one ex2 per logit), merged and written as the row's partial
+// for this column tile;
 // the label's logit when it falls in the tile.
 template <bool W>
 struct StatsEpi {
@@ -324,20 +299,18 @@ struct StatsEpi {
   __device__ void operator()(const float* Cs, int m0, int n0, int tid) const {
     const int r = tid >> 1, h = tid & 1, i = m0 + r;
     const int ncols = min(kBN, V - n0);
-    const float c2 = inv_t * rk::kLog2e;
     const float* row = Cs + r * kLdc;
     const int c0 = h * (kBN / 2), c1 = c0 + kBN / 2;
-    LseStats st{rk::kLpM0, 0.0f, 0.0f};
+    LseStats nat{rk::kLpM0, 0.0f, 0.0f};
     for (int c = c0; c < c1; c += 8) {
-      float z2[8];
+      float z[8];
 #pragma unroll
       for (int e = 0; e < 8; ++e) {
         const int col = c + e;
-        z2[e] = col < ncols ? (row[col] + (bias ? bias[n0 + col] : 0.0f)) * c2 : -rk::inf_f();
+        z[e] = col < ncols ? (row[col] + (bias ? bias[n0 + col] : 0.0f)) * inv_t : -rk::inf_f();
       }
-      rk::lse2_push_k<W, 8>(st, z2);
+      rk::lse_push_k<W, 8>(nat, z);
     }
-    LseStats nat = rk::lse2_to_nat(st);
     nat = rk::lse_merge<W>(nat, shfl_xor_st(nat, 1));  // the row's other half (same warp)
     if (i < Na) {
       if (h == 0) part[(size_t)i * nvb + n0 / kBN] = nat;
@@ -372,7 +345,8 @@ struct DzEpi {
       float d = 0.0f;
       if (j < V) {
         const float z = (Cs[r * kLdc + c] + (bias ? bias[j] : 0.0f)) * inv_t;
-        d = rk::linear_dz(z, j == rlab[i], rlse[i], rgl[i], rge ? rge[i] : 0.0f, rge ? rh[i] : 0.0f, inv_t);
+        d = rge ? rk::linear_dz<true>(z, j == rlab[i], rlse[i], rgl[i], rge[i], rh[i], inv_t)
+                : rk::linear_dz<false>(z, j == rlab[i], rlse[i], rgl[i], 0.0f, 0.0f, inv_t);
       }
       const size_t o = (size_t)i * VC + jl;
       if (SPLIT) {
@@ -561,7 +535,7 @@ cudaError_t run_logits(int dt, const Opnd& A, const Opnd& B, int M, int N, int K
   return run_simt<RK_DT_F32, RK_DT_F32, true, true>(A, B, M, N, K, epi, s);
 }
 
-// Scratch from one cudaMallocAsync block, carved into 256-byte aligned pieces.
+// Scratch from one pool block (rkc::dev_alloc), carved into 256-byte aligned pieces.
 struct Arena {
   char* base = nullptr;
   size_t off = 0;
@@ -608,7 +582,7 @@ cudaError_t rk_launch_linear_logprobs(const rk_linear_logprobs_args& a, cudaStre
   if (!N) return cudaSuccess;
   const int nvb = (int)((V + kBN - 1) / kBN);
   Arena w;
-  cudaError_t e = cudaMallocAsync((void**)&w.base, 3 * piece<int32_t>(N) + piece<int32_t>(1) + piece<float>(N), s);
+  cudaError_t e = rkc::dev_alloc((void**)&w.base, 3 * piece<int32_t>(N) + piece<int32_t>(1) + piece<float>(N), s);
   if (e != cudaSuccess) return e;
   int32_t* act = w.take<int32_t>(N);
   int32_t* pos = w.take<int32_t>(N);
@@ -617,14 +591,14 @@ cudaError_t rk_launch_linear_logprobs(const rk_linear_logprobs_args& a, cudaStre
   float* zy = w.take<float>(N);
   LseStats* part = nullptr;
   auto done = [&](cudaError_t err) {
-    if (part) cudaFreeAsync(part, s);
-    cudaFreeAsync(w.base, s);
+    if (part) rkc::dev_free(part, s);
+    rkc::dev_free(w.base, s);
     return err != cudaSuccess ? err : cudaGetLastError();
   };
   int Na = 0;
   if ((e = compact(a.labels, N, V, a.ignore_index, act, pos, cnt, &Na, s)) != cudaSuccess) return done(e);
   if (Na > 0) {
-    if ((e = cudaMallocAsync((void**)&part, (size_t)Na * nvb * sizeof(LseStats), s)) != cudaSuccess) { part = nullptr; return done(e); }
+    if ((e = rkc::dev_alloc((void**)&part, (size_t)Na * nvb * sizeof(LseStats), s)) != cudaSuccess) { part = nullptr; return done(e); }
     gather_rows_kernel<<<rkc::grid_for(Na, 256), 256, 0, s>>>(act, Na, a.labels, nullptr, nullptr, nullptr, nullptr, rlab, nullptr,
                                                               nullptr, nullptr, nullptr);
     const Opnd A = rows_op(a.hidden, a.dtype, D, act, 0, Na);
@@ -649,7 +623,7 @@ cudaError_t rk_launch_linear_logprobs_backward(const rk_linear_logprobs_backward
     return cudaSuccess;
   }
   Arena w;
-  if ((e = cudaMallocAsync((void**)&w.base, 2 * piece<int32_t>(N) + piece<int32_t>(1), s)) != cudaSuccess) return e;
+  if ((e = rkc::dev_alloc((void**)&w.base, 2 * piece<int32_t>(N) + piece<int32_t>(1), s)) != cudaSuccess) return e;
   int32_t* act = w.take<int32_t>(N);
   int32_t* pos = w.take<int32_t>(N);
   int32_t* cnt = w.take<int32_t>(1);
@@ -657,10 +631,10 @@ cudaError_t rk_launch_linear_logprobs_backward(const rk_linear_logprobs_backward
   void* planes = nullptr;
   float* fwd = nullptr;   // lse / entropy recomputed when not given
   auto done = [&](cudaError_t err) {
-    if (planes) cudaFreeAsync(planes, s);
-    if (rows) cudaFreeAsync(rows, s);
-    if (fwd) cudaFreeAsync(fwd, s);
-    cudaFreeAsync(w.base, s);
+    if (planes) rkc::dev_free(planes, s);
+    if (rows) rkc::dev_free(rows, s);
+    if (fwd) rkc::dev_free(fwd, s);
+    rkc::dev_free(w.base, s);
     return err != cudaSuccess ? err : cudaGetLastError();
   };
   int Na = 0;
@@ -675,7 +649,7 @@ cudaError_t rk_launch_linear_logprobs_backward(const rk_linear_logprobs_backward
   const float* lse = a.lse;
   const float* hh = a.entropy;
   if (!lse || (ent && !hh)) {
-    if ((e = cudaMallocAsync((void**)&fwd, 3 * piece<float>(N), s)) != cudaSuccess) { fwd = nullptr; return done(e); }
+    if ((e = rkc::dev_alloc((void**)&fwd, 3 * piece<float>(N), s)) != cudaSuccess) { fwd = nullptr; return done(e); }
     float* lp = fwd;
     float* ls = fwd + piece<float>(N) / 4;
     float* hs = ls + piece<float>(N) / 4;
@@ -686,7 +660,7 @@ cudaError_t rk_launch_linear_logprobs_backward(const rk_linear_logprobs_backward
     hh = hs;
   }
   Arena r;
-  if ((e = cudaMallocAsync((void**)&r.base, piece<int32_t>(Na) + 4 * piece<float>(Na), s)) != cudaSuccess) return done(e);
+  if ((e = rkc::dev_alloc((void**)&r.base, piece<int32_t>(Na) + 4 * piece<float>(Na), s)) != cudaSuccess) return done(e);
   rows = r.base;
   int32_t* rlab = r.take<int32_t>(Na);
   float* rgl = r.take<float>(Na);
@@ -698,7 +672,7 @@ cudaError_t rk_launch_linear_logprobs_backward(const rk_linear_logprobs_backward
   const size_t VC = vc_of(a.chunk, V), Na_pad = round_up(Na, kBK);
   const bool split = a.dtype == RK_DT_BF16;
   const long long plane = (long long)(Na_pad * VC);
-  if ((e = cudaMallocAsync(&planes, 4 * plane, s)  /* bf16: two 2-byte planes; else one f32 plane */) != cudaSuccess) { planes = nullptr; return done(e); }
+  if ((e = rkc::dev_alloc(&planes, 4 * plane, s)  /* bf16: two 2-byte planes; else one f32 plane */) != cudaSuccess) { planes = nullptr; return done(e); }
   if ((e = cudaMemsetAsync(planes, 0, 4 * plane, s)) != cudaSuccess) return done(e);
   const float inv_t = 1.0f / a.temperature;
   const Opnd H = rows_op(a.hidden, a.dtype, D, act, 0, Na);
@@ -755,7 +729,7 @@ cudaError_t rk_launch_linear_preference_loss(const rk_linear_preference_args& a,
   const rk_fused_preference_args& f = a.f;
   const size_t N = 2 * f.B * f.T;
   void* ws = nullptr;
-  cudaError_t e = cudaMallocAsync(&ws, 4 * piece<float>(N) + 256, s);
+  cudaError_t e = rkc::dev_alloc(&ws, 4 * piece<float>(N) + 256, s);
   if (e != cudaSuccess) return e;
   Arena w{static_cast<char*>(ws), 0};
   int32_t* lab = w.take<int32_t>(N);
@@ -763,7 +737,7 @@ cudaError_t rk_launch_linear_preference_loss(const rk_linear_preference_args& a,
   float* lse = w.take<float>(N);
   float* glogp = w.take<float>(N);
   auto done = [&](cudaError_t err) {
-    cudaFreeAsync(ws, s);
+    rkc::dev_free(ws, s);
     return err != cudaSuccess ? err : cudaGetLastError();
   };
   if ((e = rk_launch_fused_pref_labels(f, lab, s)) != cudaSuccess) return done(e);
@@ -776,7 +750,13 @@ cudaError_t rk_launch_linear_preference_loss(const rk_linear_preference_args& a,
   return done(rk_launch_linear_logprobs_backward(bw, s));
 }
 
-// ---- host-pointer entry points (the addon): stage, run, copy back -----------------------------------
+// ---- entry points of the C ABI: device pointers on a stream (_dev); host pointers (stage, run the
+// _dev entry point on the staging stream, copy back)
+
+RKC_DEV_ENTRY(linear_logprobs, rk_linear_logprobs_args)
+RKC_DEV_ENTRY(linear_logprobs_backward, rk_linear_logprobs_backward_args)
+RKC_DEV_ENTRY(linear_preference_loss, rk_linear_preference_args)
+
 
 extern "C" int rk_cuda_linear_logprobs(const rk_linear_logprobs_args* h, char* err, size_t errlen) {
   rkc::Staging st;
@@ -789,7 +769,7 @@ extern "C" int rk_cuda_linear_logprobs(const rk_linear_logprobs_args* h, char* e
   RKC_TRY(st.out(h->logp, h->N, &d.logp));
   RKC_TRY(st.out(h->lse, h->N, &d.lse));
   RKC_TRY(st.out(h->entropy, h->N, &d.entropy));
-  RKC_TRY(rk_launch_linear_logprobs(d, 0));
+  RKC_RUN_DEV(linear_logprobs, d);
   RKC_TRY(st.finish());
   return 0;
 }
@@ -809,7 +789,7 @@ extern "C" int rk_cuda_linear_logprobs_backward(const rk_linear_logprobs_backwar
   RKC_TRY(st.out(h->grad_hidden, h->N * h->D, &d.grad_hidden));
   RKC_TRY(st.out(h->grad_weight, h->V * h->D, &d.grad_weight));
   RKC_TRY(st.out(h->grad_bias, h->V, &d.grad_bias));
-  RKC_TRY(rk_launch_linear_logprobs_backward(d, 0));
+  RKC_RUN_DEV(linear_logprobs_backward, d);
   RKC_TRY(st.finish());
   return 0;
 }
@@ -839,7 +819,7 @@ extern "C" int rk_cuda_linear_preference_loss(const rk_linear_preference_args* h
   RKC_TRY(st.out(f.margins, B, &d.f.margins));
   RKC_TRY(st.out(f.grad_extra, B, &d.f.grad_extra));
   RKC_TRY(st.out(f.scalars, 2, &d.f.scalars));
-  RKC_TRY(rk_launch_linear_preference_loss(d, 0));
+  RKC_RUN_DEV(linear_preference_loss, d);
   RKC_TRY(st.finish());
   return 0;
 }
@@ -856,7 +836,7 @@ extern "C" int rk_cuda_linear_logits(const void* hidden, const void* weight, con
   RKC_TRY(st.in_bytes(weight, V * D * es, &dw));
   RKC_TRY(st.in(bias, V, &db));
   RKC_TRY(st.out(logits, N * V, &dl));
-  RKC_TRY(rk_launch_linear_logits(dh, dw, db, dtype, N, V, D, dl, 0));
+  RKC_TRY(rk_launch_linear_logits(dh, dw, db, dtype, N, V, D, dl, st.stream()));
   RKC_TRY(st.finish());
   return 0;
 }

@@ -1,8 +1,8 @@
 // Device-pointer launchers of the linear family (SPEC §8), for the GPU bench and fused callers.
 // All pointers in the args are device pointers; work is queued on `s`. Each launcher first
 // compacts the counted rows on the device and reads their number back (one stream
-// synchronisation: the grids and the scratch depend on it); scratch comes from cudaMallocAsync on
-// `s` (rk_linear_cuda_scratch_bytes says how much).
+// synchronisation: the grids and the scratch depend on it); scratch comes from the library's
+// stream-ordered pool on `s` (rkc::dev_alloc; rk_linear_cuda_scratch_bytes says how much).
 #pragma once
 #include <cuda_runtime.h>
 

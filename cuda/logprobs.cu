@@ -3,7 +3,7 @@
 // Forward: one thread group per row (a warp for V ≤ 4096, else a 512-thread block), grid-stride
 // over rows (no limit from grid dimensions on N). Each thread streams its share of the row with
 // 16-byte loads (4 f32 or 8 f16/bf16 values, widened in registers), keeping online-softmax
-// statistics in base 2 (one ex2 per logit, core/logprobs.hpp lse2_push_k); the group merges them
+// statistics in natural units with e^d as one ex2 per logit (core/logprobs.hpp lse_push_k); the group merges them
 // with the shared lse_merge and thread 0 writes logp/lse/entropy. Misaligned heads and tails of a
 // row are read element by element. Few long rows (N small, V large): a split-V two-phase path —
 // partial statistics per (row, piece) into scratch, then one warp per row merges and finishes.
@@ -21,18 +21,27 @@ namespace {
 using rk::KlStats;
 using rk::LseStats;
 
+// Per dtype: K values per 16-byte load (forward), and V4 = the load of exactly 4 values (the
+// backward: every 4 logits read give one float4 of gradient, so a warp's stores are contiguous).
 template <int DT> struct Ev;
 template <> struct Ev<RK_DT_F32> {
   using T = float;
+  using V4 = uint4;
   static constexpr int K = 4;
   __device__ static float at(const T* p, size_t i) { return p[i]; }
   __device__ static void unpack(uint4 v, float* z) {
     z[0] = __uint_as_float(v.x); z[1] = __uint_as_float(v.y); z[2] = __uint_as_float(v.z); z[3] = __uint_as_float(v.w);
   }
+  __device__ static void unpack4(uint4 v, float* z) { unpack(v, z); }
 };
 template <> struct Ev<RK_DT_BF16> {
   using T = uint16_t;
+  using V4 = uint2;
   static constexpr int K = 8;
+  __device__ static void unpack4(uint2 v, float* z) {
+    z[0] = __uint_as_float(v.x << 16); z[1] = __uint_as_float(v.x & 0xffff0000u);
+    z[2] = __uint_as_float(v.y << 16); z[3] = __uint_as_float(v.y & 0xffff0000u);
+  }
   __device__ static float at(const T* p, size_t i) { return __uint_as_float((uint32_t)p[i] << 16); }
   __device__ static void unpack(uint4 v, float* z) {
     uint32_t u[4] = {v.x, v.y, v.z, v.w};
@@ -45,7 +54,12 @@ template <> struct Ev<RK_DT_BF16> {
 };
 template <> struct Ev<RK_DT_F16> {
   using T = uint16_t;
+  using V4 = uint2;
   static constexpr int K = 8;
+  __device__ static void unpack4(uint2 v, float* z) {
+    float2 a = __half22float2(*reinterpret_cast<__half2*>(&v.x)), b = __half22float2(*reinterpret_cast<__half2*>(&v.y));
+    z[0] = a.x; z[1] = a.y; z[2] = b.x; z[3] = b.y;
+  }
   __device__ static float at(const T* p, size_t i) { return __half2float(__ushort_as_half(p[i])); }
   __device__ static void unpack(uint4 v, float* z) {
     uint32_t u[4] = {v.x, v.y, v.z, v.w};
@@ -59,10 +73,10 @@ template <> struct Ev<RK_DT_F16> {
   }
 };
 
-// Elements before the first 16-byte boundary (at most n).
-template <class T>
+// Elements before the first A-byte boundary (at most n).
+template <class T, unsigned A = 16>
 __device__ __forceinline__ size_t head_of(const T* p, size_t n) {
-  size_t h = ((16u - ((uintptr_t)p & 15u)) & 15u) / sizeof(T);
+  size_t h = ((A - ((uintptr_t)p & (A - 1))) & (A - 1)) / sizeof(T);
   return h < n ? h : n;
 }
 
@@ -98,7 +112,7 @@ __device__ S group_reduce(S st, S* smem) {
   return st;
 }
 
-// Per-thread base-2 statistics of p[0..n) (z2 = x·c, c = log2(e)/τ), thread `t` of a group of G.
+// Per-thread statistics of p[0..n) (z = x·c, c = 1/τ), thread `t` of a group of G.
 template <int DT, bool W, int G>
 __device__ LseStats range_stats(const typename Ev<DT>::T* __restrict p, size_t n, float c, int t) {
   using E = Ev<DT>;
@@ -107,7 +121,7 @@ __device__ LseStats range_stats(const typename Ev<DT>::T* __restrict p, size_t n
   size_t head = head_of(p, n);
   for (size_t j = t; j < head; j += G) {
     float z = E::at(p, j) * c;
-    rk::lse2_push_k<W, 1>(st, &z);
+    rk::lse_push_k<W, 1>(st, &z);
   }
   const uint4* pv = reinterpret_cast<const uint4*>(p + head);
   size_t nv = (n - head) / K;
@@ -122,7 +136,7 @@ __device__ LseStats range_stats(const typename Ev<DT>::T* __restrict p, size_t n
       E::unpack(v[u], z);
 #pragma unroll
       for (int i = 0; i < K; ++i) z[i] *= c;
-      rk::lse2_push_k<W, K>(st, z);
+      rk::lse_push_k<W, K>(st, z);
     }
   }
   for (; k < nv; k += G) {
@@ -130,13 +144,13 @@ __device__ LseStats range_stats(const typename Ev<DT>::T* __restrict p, size_t n
     E::unpack(__ldg(pv + k), z);
 #pragma unroll
     for (int i = 0; i < K; ++i) z[i] *= c;
-    rk::lse2_push_k<W, K>(st, z);
+    rk::lse_push_k<W, K>(st, z);
   }
   for (size_t j = head + nv * K + t; j < n; j += G) {
     float z = E::at(p, j) * c;
-    rk::lse2_push_k<W, 1>(st, &z);
+    rk::lse_push_k<W, 1>(st, &z);
   }
-  return rk::lse2_to_nat(st);
+  return st;
 }
 
 __device__ __forceinline__ bool counted(int32_t y, int32_t ignore, size_t V) { return y != ignore && y >= 0 && (size_t)y < V; }
@@ -161,7 +175,7 @@ __global__ void __launch_bounds__(G > 256 ? G : 256) lp_fwd_kernel(rk_logprobs_a
   using E = Ev<DT>;
   constexpr int B = G > 256 ? G : 256, RPB = B / G;
   __shared__ LseStats smem[G > 32 ? G / 32 : 1];
-  const float inv_t = 1.0f / a.temperature, c = inv_t * rk::kLog2e;
+  const float inv_t = 1.0f / a.temperature, c = inv_t;
   const typename E::T* base = static_cast<const typename E::T*>(a.logits);
   int t = threadIdx.x % G;
   for (size_t row = (size_t)blockIdx.x * RPB + threadIdx.x / G; row < a.N; row += (size_t)gridDim.x * RPB) {
@@ -182,7 +196,7 @@ template <int DT, bool W>
 __global__ void __launch_bounds__(512) lp_partial_kernel(rk_logprobs_args a, size_t P, size_t chunk, LseStats* part) {
   using E = Ev<DT>;
   __shared__ LseStats smem[16];
-  const float c = rk::kLog2e / a.temperature;
+  const float c = 1.0f / a.temperature;
   const typename E::T* base = static_cast<const typename E::T*>(a.logits);
   for (size_t item = blockIdx.x; item < a.N * P; item += gridDim.x) {
     size_t row = item / P, v0 = (item % P) * chunk, v1 = v0 + chunk < a.V ? v0 + chunk : a.V;
@@ -252,12 +266,12 @@ cudaError_t lp_forward_t(const rk_logprobs_args& a, cudaStream_t s) {
   Split sp = split_for(a.N, a.V);
   if (sp.P > 1) {
     LseStats* part = nullptr;
-    cudaError_t e = cudaMallocAsync(&part, a.N * sp.P * sizeof(LseStats), s);
+    cudaError_t e = rkc::dev_alloc(reinterpret_cast<void**>(&part), a.N * sp.P * sizeof(LseStats), s);
     if (e != cudaSuccess) return e;
     lp_partial_kernel<DT, W><<<grid_cap(a.N * sp.P, 1), 512, 0, s>>>(a, sp.P, sp.chunk, part);
     lp_finish_kernel<DT, W><<<grid_cap(a.N * 32, 256), 256, 0, s>>>(a, sp.P, part);
     e = cudaGetLastError();
-    cudaFreeAsync(part, s);
+    rkc::dev_free(part, s);
     return e;
   }
   if (a.V <= 4096) lp_fwd_kernel<DT, W, 32><<<grid_cap(a.N, 8), 256, 0, s>>>(a);
@@ -267,13 +281,21 @@ cudaError_t lp_forward_t(const rk_logprobs_args& a, cudaStream_t s) {
 
 // ---- backward --------------------------------------------------------------------------------
 
-constexpr size_t kTileVecs = 256 * 4;  // 16-byte vectors per (row, tile) item
+// 4-value vectors per thread per (row, tile) item: 8 for 16-bit logits (8-byte loads), 4 for f32.
+template <int DT> constexpr int bwd_unroll() { return sizeof(typename Ev<DT>::T) == 2 ? 8 : 4; }
+template <int DT> constexpr size_t bwd_tile() { return 256 * (size_t)bwd_unroll<DT>(); }
 
+// One (row, tile) item per block iteration: each thread loads U vectors of 4 logits (all loads
+// before any store), and writes one float4 of gradient per vector, so a warp's stores cover one
+// contiguous 512-byte span. Rows whose logits and gradient have different alignments modulo the
+// vector take the element-wise path for the whole row.
 template <int DT, bool GE>
 __global__ void __launch_bounds__(256) lp_bwd_kernel(rk_logprobs_backward_args a, const float* lse, const float* H, size_t tiles) {
   using E = Ev<DT>;
-  constexpr int K = E::K;
-  const float inv_t = 1.0f / a.temperature, c = inv_t * rk::kLog2e;
+  using VT = typename E::V4;
+  constexpr int U = bwd_unroll<DT>();
+  constexpr size_t kTile = bwd_tile<DT>();
+  const float inv_t = 1.0f / a.temperature;
   const typename E::T* base = static_cast<const typename E::T*>(a.logits);
   const size_t V = a.V;
   for (size_t item = blockIdx.x; item < a.N * tiles; item += gridDim.x) {
@@ -281,25 +303,26 @@ __global__ void __launch_bounds__(256) lp_bwd_kernel(rk_logprobs_backward_args a
     const typename E::T* p = base + row * V;
     float* g = a.grad_logits + row * V;
     int32_t y = a.labels[row];
-    size_t head = head_of(p, V), nv = (V - head) / K;
-    size_t k0 = tile * kTileVecs, k1 = k0 + kTileVecs < nv ? k0 + kTileVecs : nv;
+    size_t head = head_of<typename E::T, sizeof(VT)>(p, V);
+    bool vec = (((uintptr_t)(g + head)) & 15u) == 0;
+    size_t nv = vec ? (V - head) / 4 : 0;
+    if (!vec) head = V;
+    size_t k0 = tile * kTile, k1 = k0 + kTile < nv ? k0 + kTile : nv;
     bool on = counted(y, a.ignore_index, V);
     float gl = on ? a.grad_logp[row] : 0.0f, ge = GE && on ? a.grad_entropy[row] : 0.0f;
-    float l2 = on ? lse[row] * rk::kLog2e : 0.0f, h = GE && on ? H[row] : 0.0f;
+    float l = on ? lse[row] : 0.0f, h = GE && on ? H[row] : 0.0f;
     float fill = y == a.ignore_index ? 0.0f : rk::nan_f();
-    auto one = [&](size_t j) {
-      float v = on ? rk::lp_grad2<GE>(E::at(p, j) * c - l2, gl, ge, h, inv_t) : fill;
-      if (on && j == (size_t)y) v += gl * inv_t;
-      g[j] = v;
+    auto grad = [&](float x, size_t j) {
+      float r = rk::lp_grad<GE>(x * inv_t - l, gl, ge, h, inv_t);
+      return j == (size_t)y ? r + gl * inv_t : r;
     };
-    if (tile == 0) {
-      for (size_t j = threadIdx.x; j < head; j += blockDim.x) one(j);
-      for (size_t j = head + nv * K + threadIdx.x; j < V; j += blockDim.x) one(j);
+    if (tile == 0) {  // the unaligned head and the tail, element by element
+      for (size_t j = threadIdx.x; j < head; j += blockDim.x) g[j] = on ? grad(E::at(p, j), j) : fill;
+      for (size_t j = head + nv * 4 + threadIdx.x; j < V; j += blockDim.x) g[j] = on ? grad(E::at(p, j), j) : fill;
     }
-    const uint4* pv = reinterpret_cast<const uint4*>(p + head);
-    bool out_aligned = (((uintptr_t)(g + head)) & 15u) == 0;
-    constexpr int U = kTileVecs / 256;  // vectors per thread, all loads issued before any store
-    uint4 v[U];
+    const VT* pv = reinterpret_cast<const VT*>(p + head);
+    float4* gv = reinterpret_cast<float4*>(g + head);
+    VT v[U];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       size_t k = k0 + threadIdx.x + (size_t)u * 256;
@@ -309,21 +332,16 @@ __global__ void __launch_bounds__(256) lp_bwd_kernel(rk_logprobs_backward_args a
     for (int u = 0; u < U; ++u) {
       size_t k = k0 + threadIdx.x + (size_t)u * 256;
       if (k >= k1) break;
-      float z[K];
-      if (on) E::unpack(v[u], z);
-      size_t j0 = head + k * K;
+      float z[4];
+      if (on) {
+        E::unpack4(v[u], z);
+        size_t j0 = head + k * 4;
 #pragma unroll
-      for (int i = 0; i < K; ++i) {
-        float r = on ? rk::lp_grad2<GE>(z[i] * c - l2, gl, ge, h, inv_t) : fill;
-        z[i] = (on && j0 + i == (size_t)y) ? r + gl * inv_t : r;
-      }
-      if (out_aligned) {
-#pragma unroll
-        for (int i = 0; i < K; i += 4) *reinterpret_cast<float4*>(g + j0 + i) = make_float4(z[i], z[i + 1], z[i + 2], z[i + 3]);
+        for (int i = 0; i < 4; ++i) z[i] = grad(z[i], j0 + i);
       } else {
-#pragma unroll
-        for (int i = 0; i < K; ++i) g[j0 + i] = z[i];
+        z[0] = z[1] = z[2] = z[3] = fill;
       }
+      gv[k] = make_float4(z[0], z[1], z[2], z[3]);
     }
   }
 }
@@ -334,7 +352,7 @@ cudaError_t lp_backward_t(const rk_logprobs_backward_args& a, cudaStream_t s) {
   float* scratch = nullptr;
   cudaError_t e;
   if (!lse || a.grad_entropy) {
-    e = cudaMallocAsync(&scratch, 3 * a.N * sizeof(float) + 16, s);
+    e = rkc::dev_alloc(reinterpret_cast<void**>(&scratch), 3 * a.N * sizeof(float) + 16, s);
     if (e != cudaSuccess) return e;
     rk_logprobs_args f{};
     f.logits = a.logits;
@@ -348,16 +366,16 @@ cudaError_t lp_backward_t(const rk_logprobs_backward_args& a, cudaStream_t s) {
     f.lse = scratch + a.N;
     f.entropy = a.grad_entropy ? scratch + 2 * a.N : nullptr;
     e = a.grad_entropy ? lp_forward_t<DT, true>(f, s) : lp_forward_t<DT, false>(f, s);
-    if (e != cudaSuccess) { cudaFreeAsync(scratch, s); return e; }
+    if (e != cudaSuccess) { rkc::dev_free(scratch, s); return e; }
     lse = f.lse;
   }
-  size_t nv = a.V / Ev<DT>::K + 1;
-  size_t tiles = (nv + kTileVecs - 1) / kTileVecs;
+  size_t nv = a.V / 4 + 1;
+  size_t tiles = (nv + bwd_tile<DT>() - 1) / bwd_tile<DT>();
   unsigned g = grid_cap(a.N * tiles, 1, (size_t)sm_count() * 32);
   if (a.grad_entropy) lp_bwd_kernel<DT, true><<<g, 256, 0, s>>>(a, lse, scratch + 2 * a.N, tiles);
   else lp_bwd_kernel<DT, false><<<g, 256, 0, s>>>(a, lse, nullptr, tiles);
   e = cudaGetLastError();
-  if (scratch) cudaFreeAsync(scratch, s);
+  if (scratch) rkc::dev_free(scratch, s);
   return e;
 }
 
@@ -513,7 +531,7 @@ cudaError_t rk_launch_vocab_kl(const rk_vocab_kl_args& a, cudaStream_t s) {
 cudaError_t rk_launch_vocab_kl_backward(const rk_vocab_kl_backward_args& a, cudaStream_t s) {
   if (!a.N || !a.V) return cudaSuccess;
   float* stats = nullptr;
-  cudaError_t e = cudaMallocAsync(&stats, 5 * a.N * sizeof(float), s);
+  cudaError_t e = rkc::dev_alloc(reinterpret_cast<void**>(&stats), 5 * a.N * sizeof(float), s);
   if (e != cudaSuccess) return e;
   e = by_dtype(a.dtype, [&](auto dt) {
     constexpr int DT = decltype(dt)::value;
@@ -523,7 +541,7 @@ cudaError_t rk_launch_vocab_kl_backward(const rk_vocab_kl_backward_args& a, cuda
     else kl_bwd_kernel<DT, false><<<g, 256, 0, s>>>(a, stats);
     return cudaGetLastError();
   });
-  cudaFreeAsync(stats, s);
+  rkc::dev_free(stats, s);
   return e;
 }
 
@@ -535,6 +553,14 @@ cudaError_t rk_launch_sequence_logprobs(const rk_sequence_logprobs_args& a, cuda
 
 // ---- host-pointer entry points of the C ABI ----------------------------------------------------
 
+// Device-pointer entry points of the C ABI (queued on the stream, no wait).
+RKC_DEV_ENTRY(logprobs, rk_logprobs_args)
+RKC_DEV_ENTRY(logprobs_backward, rk_logprobs_backward_args)
+RKC_DEV_ENTRY(vocab_kl, rk_vocab_kl_args)
+RKC_DEV_ENTRY(vocab_kl_backward, rk_vocab_kl_backward_args)
+RKC_DEV_ENTRY(sequence_logprobs, rk_sequence_logprobs_args)
+
+// Host-pointer entry points of the C ABI: stage, run the device entry point, copy back.
 extern "C" int rk_cuda_logprobs(const rk_logprobs_args* h, char* err, size_t errlen) {
   rkc::Staging st;
   rk_logprobs_args d = *h;
@@ -543,7 +569,7 @@ extern "C" int rk_cuda_logprobs(const rk_logprobs_args* h, char* err, size_t err
   RKC_TRY(st.out(h->logp, h->N, &d.logp));
   RKC_TRY(st.out(h->lse, h->N, &d.lse));
   RKC_TRY(st.out(h->entropy, h->N, &d.entropy));
-  RKC_TRY(rk_launch_logprobs(d, 0));
+  RKC_RUN_DEV(logprobs, d);
   RKC_TRY(st.finish());
   return 0;
 }
@@ -557,7 +583,7 @@ extern "C" int rk_cuda_logprobs_backward(const rk_logprobs_backward_args* h, cha
   RKC_TRY(st.in(h->grad_entropy, h->N, &d.grad_entropy));
   RKC_TRY(st.in(h->lse, h->N, &d.lse));
   RKC_TRY(st.out(h->grad_logits, h->N * h->V, &d.grad_logits));
-  RKC_TRY(rk_launch_logprobs_backward(d, 0));
+  RKC_RUN_DEV(logprobs_backward, d);
   RKC_TRY(st.finish());
   return 0;
 }
@@ -570,7 +596,7 @@ extern "C" int rk_cuda_vocab_kl(const rk_vocab_kl_args* h, char* err, size_t err
   RKC_TRY(st.in_bytes(h->ref_logits, bytes, &d.ref_logits));
   RKC_TRY(st.in(h->labels, h->N, &d.labels));
   RKC_TRY(st.out(h->kl, h->N, &d.kl));
-  RKC_TRY(rk_launch_vocab_kl(d, 0));
+  RKC_RUN_DEV(vocab_kl, d);
   RKC_TRY(st.finish());
   return 0;
 }
@@ -584,7 +610,7 @@ extern "C" int rk_cuda_vocab_kl_backward(const rk_vocab_kl_backward_args* h, cha
   RKC_TRY(st.in(h->labels, h->N, &d.labels));
   RKC_TRY(st.in(h->grad_kl, h->N, &d.grad_kl));
   RKC_TRY(st.out(h->grad_logits, h->N * h->V, &d.grad_logits));
-  RKC_TRY(rk_launch_vocab_kl_backward(d, 0));
+  RKC_RUN_DEV(vocab_kl_backward, d);
   RKC_TRY(st.finish());
   return 0;
 }
@@ -597,7 +623,7 @@ extern "C" int rk_cuda_sequence_logprobs(const rk_sequence_logprobs_args* h, cha
   RKC_TRY(st.in_bytes(h->mask, n * rkc::mask_bytes(h->mask_kind), &d.mask));
   RKC_TRY(st.out(h->sum, h->B, &d.sum));
   RKC_TRY(st.out(h->count, h->B, &d.count));
-  RKC_TRY(rk_launch_sequence_logprobs(d, 0));
+  RKC_RUN_DEV(sequence_logprobs, d);
   RKC_TRY(st.finish());
   return 0;
 }

@@ -57,3 +57,73 @@ describe.skipIf(!cm)('core math (src/core/common.hpp)', () => {
     [1e-10, 1e-5, 0.5, 1, -0.5].forEach((y, i) => expect(relErr(l[i], Math.log1p(Math.fround(y)))).toBeLessThan(3e-7));
   });
 });
+
+/**
+ * The per-thread row math of the CUDA logprobs kernels (core/logprobs.hpp lse_push_k / lse_merge /
+ * lse_finish / lp_grad), run on the host in the kernels' order, against the float64 js reference:
+ * so that the GPU's arithmetic is checked on machines without a GPU too.
+ */
+const row = native as unknown as {
+  coreLogprobsRow(x: Float32Array, label: number, invT: number, G: number, gl: number, ge: number): Float32Array;
+} | null;
+describe.skipIf(!row)('CUDA row math of logprobs on the host (core/logprobs.hpp)', () => {
+  const mulberry = (seed: number) => () => {
+    seed = (seed + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(seed ^ (seed >>> 15), seed | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  /** float64 log-softmax row: logp[y], lse, entropy, and d/dx of (gl·logp_y + ge·H). */
+  function refRow(x: Float32Array, y: number, invT: number, gl: number, ge: number) {
+    const z = Array.from(x, (v) => Math.fround(v * invT));
+    const m = Math.max(...z);
+    const s = z.reduce((a, v) => a + Math.exp(v - m), 0);
+    const lse = m + Math.log(s);
+    const p = z.map((v) => Math.exp(v - lse));
+    const H = -p.reduce((a, pj, j) => a + (pj > 0 ? pj * (z[j] - lse) : 0), 0);
+    const grad = p.map((pj, j) => (-pj * (gl + ge * ((pj > 0 ? z[j] - lse : 0) + H)) + (j === y ? gl : 0)) * invT);
+    return { logp: z[y] - lse, lse, H, grad };
+  }
+  it('random rows (odd V, tails, every group size) equal the reference', () => {
+    const rnd = mulberry(7);
+    for (const V of [1, 2, 3, 5, 7, 31, 64, 129, 1000, 4099]) {
+      for (const G of [1, 4, 32]) {
+        for (const invT of [1, 1 / 0.7]) {
+          const x = Float32Array.from({ length: V }, () => 8 * (rnd() - 0.5));
+          const y = Math.floor(rnd() * V);
+          const [gl, ge] = [rnd() - 0.5, rnd() - 0.5];
+          const got = row!.coreLogprobsRow(x, y, invT, G, gl, ge), want = refRow(x, y, invT, gl, ge);
+          const what = `V=${V} G=${G} τ=${1 / invT}`;
+          expect(Math.abs(got[0] - want.logp), `${what} logp`).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(want.logp) + 8 * invT));
+          expect(Math.abs(got[1] - want.lse), `${what} lse`).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(want.lse)));
+          expect(Math.abs(got[2] - want.H), `${what} entropy`).toBeLessThanOrEqual(1e-5 * (1 + Math.log(V) + 8 * invT));
+          for (let j = 0; j < V; j++)
+            expect(Math.abs(got[3 + j] - want.grad[j]), `${what} grad[${j}]`).toBeLessThanOrEqual(1e-5 * (Math.abs(gl) + Math.abs(ge) * (2 + Math.log(V) + 8 * invT)) * invT);
+        }
+      }
+    }
+  });
+  it('a NaN anywhere in the row poisons every output and every gradient of the row', () => {
+    for (const at of [0, 1, 3, 4, 6]) {
+      const x = Float32Array.from([0.5, -1, 2, 0.25, 1, -3, 0]);
+      x[at] = NaN;
+      for (const ge of [0.5, 0]) {
+        const got = row!.coreLogprobsRow(x, 2, 1, 4, 1, ge);
+        for (let i = 0; i < got.length; i++) expect(Number.isNaN(got[i]), `NaN at ${at}, ge=${ge}: out[${i}]`).toBe(true);
+      }
+    }
+  });
+  it('a row with one finite logit: lse = that logit, entropy 0, logp 0 or −inf, gradient exactly 0', () => {
+    for (const V of [1, 7, 40, 4099]) {
+      for (const v of [3.5, -1e4, 1e4]) {
+        const x = new Float32Array(V).fill(-Infinity);
+        const hot = V >> 1;
+        x[hot] = v;
+        const got = row!.coreLogprobsRow(x, hot, 1, 32, 1, 1);
+        expect(Array.from(got.subarray(0, 3)), `V=${V} v=${v}`).toEqual([0, v, 0]);
+        expect(got.subarray(3).every((g) => g === 0), `V=${V} v=${v} grad`).toBe(true);
+        if (V > 1) expect(row!.coreLogprobsRow(x, (hot + 1) % V, 1, 32, 1, 0)[0]).toBe(-Infinity);
+      }
+    }
+  });
+});

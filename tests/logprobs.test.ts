@@ -227,7 +227,7 @@ for (const backend of nativeBackends()) {
       });
     });
 
-    it('f16/bf16 logits give exactly the f32 results on the decoded values (widened in registers)', () => {
+    it('f16/bf16 logits give the f32 results on the decoded values (widened in registers; bit-identical on cpu)', () => {
       atEverySimdLevel((level) => {
         for (const [N, V] of [[3, 7], [5, 1000], [2, 33333]] as const) {
           for (const dtype of ['f16', 'bf16'] as const) {
@@ -237,12 +237,21 @@ for (const backend of nativeBackends()) {
             const labels = rk.tensor(makeLabels(r, h), [N]);
             const a = rk.logprobs({ logits: h, labels }, { entropy: true, backend });
             const b = rk.logprobs({ logits: f, labels }, { entropy: true, backend });
-            expect(Array.from(a.logp.data), `${level} ${dtype} ${N}x${V}`).toEqual(Array.from(b.logp.data));
-            expect(Array.from(a.entropy!.data)).toEqual(Array.from(b.entropy!.data));
             const gl = rk.tensor(r.f32(N), [N]);
             const ga = rk.logprobsBackward({ logits: h, labels, gradLogp: gl }, { backend }).gradLogits.data;
             const gb = rk.logprobsBackward({ logits: f, labels, gradLogp: gl }, { backend }).gradLogits.data;
-            expect(Array.from(ga)).toEqual(Array.from(gb));
+            if (backend === 'cpu') {
+              // the CPU kernels visit a row's elements in the same order for every dtype: bit-identical
+              expect(Array.from(a.logp.data), `${level} ${dtype} ${N}x${V}`).toEqual(Array.from(b.logp.data));
+              expect(Array.from(a.entropy!.data)).toEqual(Array.from(b.entropy!.data));
+              expect(Array.from(ga)).toEqual(Array.from(gb));
+            } else {
+              // CUDA threads take 8 f16/bf16 or 4 f32 values per 16-byte load, so the summation
+              // order (not the widening) differs: equal within rounding of the sums
+              expectClose(a.logp.data, b.logp.data, `${dtype} ${N}x${V} logp`, { tol: 2e-6, scale: 30 });
+              expectClose(a.entropy!.data, b.entropy!.data, `${dtype} ${N}x${V} entropy`, { tol: 2e-6, scale: 30 });
+              expectClose(ga, gb, `${dtype} ${N}x${V} grad`, { tol: 2e-6, scale: 1 });
+            }
             const ka = rk.vocabKl({ logits: h, refLogits: h, labels }, { backend }).kl.data;
             expect(Array.from(ka).every((v) => v === 0)).toBe(true);
           }

@@ -71,6 +71,19 @@ function policyScale(x: ReturnType<typeof policyInputs>, B: number, T: number, o
 
 const ppo = (x: ReturnType<typeof policyInputs>, o: rk.PpoPolicyLossOptions) => rk.ppoPolicyLoss(x, o);
 
+/** Counted tokens whose ratio ρ = e^{logp − oldLogp} is within 1e-6 (relative) of a clip boundary. */
+function ambiguousTokens(x: ReturnType<typeof policyInputs>, o: rk.PpoPolicyLossOptions): number[] {
+  const lo = 1 - (o.clipLow ?? 0.2), hi = 1 + (o.clipHigh ?? o.clipLow ?? 0.2);
+  const bounds = [lo, hi, ...(o.dualClip ? [o.dualClip] : [])];
+  const out: number[] = [];
+  for (let i = 0; i < x.logp.data.length; i++) {
+    if (!x.mask.data[i]) continue;
+    const rho = Math.exp(x.logp.data[i] - x.oldLogp.data[i]);
+    if (bounds.some((b) => Math.abs(rho - b) <= 1e-6 * b)) out.push(i);
+  }
+  return out;
+}
+
 for (const backend of nativeBackends()) {
   describe(`ppo [${backend}] vs js reference`, () => {
     const OPTS: rk.PpoPolicyLossOptions[] = [
@@ -97,8 +110,14 @@ for (const backend of nativeBackends()) {
                 const S = policyScale(x, B, T, o);
                 const what = `ppo ${level} ${B}x${T} ${maskKind} ${aggregation} opts#${oi}`;
                 expectClose([got.loss], [want.loss], `${what} loss`, { scale: S.loss });
-                expectClose(got.gradLogp.data, want.gradLogp.data, `${what} grad`, { scale: S.grad });
-                expect(got.clipFraction, `${what} clipFraction`).toBeCloseTo(want.clipFraction, 5);
+                // Tokens whose ρ lies within rounding of a clip boundary may fall on either side in
+                // f32 (the gradient jumps there): their gradient and clip count are not compared.
+                const amb = ambiguousTokens(x, o);
+                const g = Float64Array.from(got.gradLogp.data), wg = Float64Array.from(want.gradLogp.data);
+                for (const i of amb) g[i] = wg[i];
+                expectClose(g, wg, `${what} grad`, { scale: S.grad });
+                const nTok = Array.from(x.mask.data).filter((m) => m !== 0).length;
+                expect(Math.abs(got.clipFraction - want.clipFraction), `${what} clipFraction`).toBeLessThanOrEqual((amb.length + 0.5) / Math.max(nTok, 1) + 5e-6);
                 expectClose([got.approxKl], [want.approxKl], `${what} approxKl`, { scale: 2 * want.approxKl + 1 });
               }
             }

@@ -3,12 +3,13 @@
 // tile or of the backward chunk, N = 1, ignored rows, all rows ignored, bias, temperature, the
 // preference loss), then device-resident timings at the issue's size: N = 16384, D = 4096,
 // V = 128256 bf16 — the fused forward, the GEMM alone (f32 logits), the backward — with TFLOP/s and
-// the peak scratch memory of each call (the default memory pool's high-water mark), plus the CPU
+// the scratch of each call (the library pool's high-water mark, and our own formula), plus the CPU
 // bench's N = 4096, D = 4096, V = 32000 f32 forward. The big forward is also checked against the CPU
 // kernels on its first 48 rows. Compare with bench/gpu/torch_baselines.py's `linear` rows.
 #include <cmath>
 
 #include "../../cuda/linear.cuh"
+#include "../../src/include/rk_device.h"
 #include "gpu_bench.cuh"
 
 namespace {
@@ -119,18 +120,18 @@ void check_preference(rkg::Reporter& r, rkg::Rand& g, int type, int dt) {
   r.check.close((what + " gradBias").c_str(), gb2.data(), gb1.data(), V, 1e-4);
 }
 
-// Peak bytes of the default memory pool (where the launchers' scratch comes from) during fn.
+// The library pool's high-water mark of used bytes after fn (the launchers' scratch comes from
+// that pool, cuda/device.cu; the mark is pool-wide and never lowered, so it shows this call's
+// scratch when that is the largest so far: the linear cases run after the other families' small ones).
 template <class F>
 double pool_peak(F&& fn) {
-  cudaMemPool_t pool;
-  RKG_CHECK(cudaDeviceGetDefaultMemPool(&pool, 0));
   RKG_CHECK(cudaDeviceSynchronize());
-  unsigned long long zero = 0, high = 0;
-  RKG_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero));
   fn();
   RKG_CHECK(cudaDeviceSynchronize());
-  RKG_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high));
-  return (double)high;
+  rk_cuda_memory_stats st{};
+  char err[256] = {0};
+  if (rk_cuda_memory_stats_get(0, &st, err, sizeof err)) return NAN;
+  return (double)st.used_high;
 }
 
 void bench_case(rkg::Reporter& r, size_t N, size_t V, size_t D, int dt, bool backward, bool check_rows) {
@@ -149,8 +150,8 @@ void bench_case(rkg::Reporter& r, size_t N, size_t V, size_t D, int dt, bool bac
   const double peak_f = pool_peak([&] { RKG_CHECK(rk_launch_linear_logprobs(a, 0)); });
   const int reps = N * V * D > ((size_t)1 << 40) ? 3 : 5;
   r.add("linear", "linearLogprobs (fused fwd)", size, r.time([&] { rk_launch_linear_logprobs(a, 0); }, reps), in_bytes, flops);
-  printf("linear %s: fused forward scratch peak %.1f MB (the f32 logits would be %.1f MB; inputs %.1f MB)\n", size.c_str(),
-         peak_f / 1e6, N * V * 4.0 / 1e6, in_bytes / 1e6);
+  printf("linear %s: fused forward scratch: pool high-water mark %.1f MB, own formula %.1f MB (the f32 logits would be %.1f MB; inputs %.1f MB)\n",
+         size.c_str(), peak_f / 1e6, rk_linear_cuda_scratch_bytes(N, N, V, D, dt, 0, 0) / 1e6, N * V * 4.0 / 1e6, in_bytes / 1e6);
   if (check_rows) {
     // the first rows against the CPU kernels (host copies of the device inputs)
     const size_t n = 48;
@@ -175,7 +176,7 @@ void bench_case(rkg::Reporter& r, size_t N, size_t V, size_t D, int dt, bool bac
     const double peak_g = pool_peak([&] { RKG_CHECK(rk_launch_linear_logits(h.p, w.p, nullptr, dt, N, V, D, logits.p, 0)); });
     r.add("linear", "GEMM alone (f32 logits out)", size, r.time([&] { rk_launch_linear_logits(h.p, w.p, nullptr, dt, N, V, D, logits.p, 0); }, reps),
           in_bytes + N * V * 4.0, flops);
-    printf("linear %s: GEMM alone scratch %.1f MB + %.1f MB of logits\n", size.c_str(), peak_g / 1e6, N * V * 4.0 / 1e6);
+    printf("linear %s: GEMM alone: pool high-water mark %.1f MB, + %.1f MB of logits\n", size.c_str(), peak_g / 1e6, N * V * 4.0 / 1e6);
   }
   if (!backward) return;
   rkg::Buf<float> gh(N * D), gw(V * D);
@@ -185,7 +186,8 @@ void bench_case(rkg::Reporter& r, size_t N, size_t V, size_t D, int dt, bool bac
   const double bflops = flops * (dt == RK_DT_BF16 ? 5 : 3);
   r.add("linear", "linearLogprobsBackward (lse)", size, r.time([&] { rk_launch_linear_logprobs_backward(b, 0); }, 2),
         in_bytes + (N + V) * D * 4.0, bflops);
-  printf("linear %s: backward scratch peak %.1f MB; backward counts %.0f TFLOP per call\n", size.c_str(), peak_b / 1e6, bflops / 1e12);
+  printf("linear %s: backward scratch: pool high-water mark %.1f MB, own formula %.1f MB; %.0f TFLOP per call\n", size.c_str(),
+         peak_b / 1e6, rk_linear_cuda_scratch_bytes(N, N, V, D, dt, 0, 1) / 1e6, bflops / 1e12);
 }
 
 }  // namespace

@@ -48,7 +48,10 @@ RKG_FAMILY(ppo)
 RKG_FAMILY(prepack)
 RKG_FAMILY(sampling)
 RKG_FAMILY(linear)
+RKG_FAMILY(device)
 
+// rk_gpu_bench [results.json] [--quick] [--probe]
+//   --probe: print the device and exit (run.sh checks that a binary built elsewhere runs here).
 int main(int argc, char** argv) {
   int dev = 0;
   cudaDeviceProp prop;
@@ -56,7 +59,12 @@ int main(int argc, char** argv) {
   printf("device: %s, %.1f GiB, %d SMs, cc %d.%d\n", prop.name, prop.totalGlobalMem / 1073741824.0, prop.multiProcessorCount,
          prop.major, prop.minor);
   rkg::Reporter r;
-  r.quick = argc > 2 && !strcmp(argv[2], "--quick");
+  const char* json = nullptr;
+  for (int i = 1; i < argc; ++i) {
+    if (!strcmp(argv[i], "--probe")) return 0;
+    if (!strcmp(argv[i], "--quick")) r.quick = true;
+    else json = argv[i];
+  }
   {
     size_t bytes = (size_t)1 << 30;
     rkg::Buf<char> a(bytes), b(bytes);
@@ -67,11 +75,11 @@ int main(int argc, char** argv) {
   }
   printf("| family     | op                           | size               |       time    |   bandwidth   |  of copy      |\n");
   void (*fams[])(rkg::Reporter&) = {gpu_bench_logprobs, gpu_bench_rewards, gpu_bench_advantages, gpu_bench_preference,
-                                    gpu_bench_ppo, gpu_bench_prepack, gpu_bench_sampling, gpu_bench_linear};
+                                    gpu_bench_ppo, gpu_bench_prepack, gpu_bench_sampling, gpu_bench_linear, gpu_bench_device};
   for (auto f : fams)
     if (f) f(r);
-  if (argc > 1) {
-    FILE* out = fopen(argv[1], "w");
+  if (json) {
+    FILE* out = fopen(json, "w");
     if (out) {
       fprintf(out, "{\n  \"device\": \"%s\",\n  \"memoryBytes\": %zu,\n  \"copyBandwidth\": %.0f,\n  \"checks\": %d,\n  \"checkFailures\": %d,\n  \"results\": [\n", prop.name,
               prop.totalGlobalMem, r.copy_bandwidth, r.check.checks, r.check.failures);

@@ -76,9 +76,8 @@ Napi::Value LinearLogprobs(const Napi::CallbackInfo& info) {
   a.lse = in.f32_out("lse", s.N);
   a.entropy = in.f32_out_opt("entropy", s.N);
   tail(in, a);
-  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_linear_logprobs, &a);
-  else rk_cpu_linear_logprobs(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  return in.run(a, RK_KERNELS(linear_logprobs));
 }
 
 // linearLogprobsBackward(N, V, D, dtype, hidden, weight, bias|null, labels, gradLogp, gradEntropy|null,
@@ -95,9 +94,8 @@ Napi::Value LinearLogprobsBackward(const Napi::CallbackInfo& info) {
   a.grad_weight = in.f32_out("gradWeight", s.VD);
   a.grad_bias = in.f32_out_opt("gradBias", s.V);
   tail(in, a);
-  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_linear_logprobs_backward, &a);
-  else rk_cpu_linear_logprobs_backward(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  return in.run(a, RK_KERNELS(linear_logprobs_backward));
 }
 
 // linearPreferenceLoss(B, T, V, D, type, lengthNormalize, dtype, hidden, weight, bias|null, labels,
@@ -131,15 +129,13 @@ Napi::Value LinearPreferenceLoss(const Napi::CallbackInfo& info) {
   if (!((float)f.temperature > 0) || !std::isfinite(1.0f / f.temperature)) in.range("temperature", "a finite number > 0");
   a.chunk = chunk(in);
   check_labels(in, f.labels, N, f.V, f.ignore_index, f.mask, f.mask_kind);
-  bool cuda = in.use_cuda();
-  f.scalars = f64_at(info, 36, 2, "scalars");
-  if (cuda) RK_CUDA_CALL(in.env(), rk_cuda_linear_preference_loss, &a);
-  else rk_cpu_linear_preference_loss(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  f.scalars = in.f64_out_at(36, 2, "scalars");
+  return in.run(a, RK_KERNELS(linear_preference_loss));
 }
 
 // linearLogits(N, V, D, dtype, hidden, weight, bias|null, logits, chunk, useCuda): the product alone
-// (benchmarks: fused vs GEMM alone vs GEMM + logprobs).
+// (benchmarks: fused vs GEMM alone vs GEMM + logprobs). Host arrays only.
 Napi::Value LinearLogits(const Napi::CallbackInfo& info) {
   Args in(info);
   Sizes s = sizes(in);
@@ -148,13 +144,15 @@ Napi::Value LinearLogits(const Napi::CallbackInfo& info) {
   const float* bias = in.f32_opt("bias", s.V);
   float* logits = in.f32_out("logits", mul_sizes(in.env(), s.N, s.V, "N*V"));
   size_t c = chunk(in);
-  if (in.use_cuda()) {
+  bool cuda = in.use_cuda();
+  if (in.device_call()) in.fail_type("hidden", "a host array (linearLogits is a benchmark hook)");
+  if (cuda) {
 #ifdef RK_WITH_CUDA
     char err[512] = {0};
     if (rk_cuda_linear_logits(hidden, weight, bias, s.dtype, s.N, s.V, s.D, logits, err, sizeof err) != 0)
       throw Napi::Error::New(in.env(), std::string("rlhf-kernels cuda: ") + err);
 #else
-    RK_CUDA_CALL(in.env(), nullptr, nullptr);
+    throw Napi::Error::New(in.env(), kNoCuda);
 #endif
   } else {
     rk_cpu_linear_logits(hidden, weight, bias, s.dtype, s.N, s.V, s.D, c, logits);
@@ -185,9 +183,9 @@ Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void register_linear(Napi::Env env, Napi::Object exports) {
-  exports.Set("linearLogprobs", Napi::Function::New(env, LinearLogprobs, "linearLogprobs"));
-  exports.Set("linearLogprobsBackward", Napi::Function::New(env, LinearLogprobsBackward, "linearLogprobsBackward"));
-  exports.Set("linearPreferenceLoss", Napi::Function::New(env, LinearPreferenceLoss, "linearPreferenceLoss"));
+  reg(env, exports, "linearLogprobs", LinearLogprobs);
+  reg(env, exports, "linearLogprobsBackward", LinearLogprobsBackward);
+  reg(env, exports, "linearPreferenceLoss", LinearPreferenceLoss);
   exports.Set("linearLogits", Napi::Function::New(env, LinearLogits, "linearLogits"));
   exports.Set("linearScratchBytes", Napi::Function::New(env, LinearScratchBytes, "linearScratchBytes"));
   exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak, "fmaPeak"));

@@ -7,9 +7,11 @@
 #include <vector>
 
 #include "../core/common.hpp"
+#include "../core/logprobs.hpp"
 #include "../cpu/pool.hpp"
 #include "../cpu/simd.hpp"
 #include "args.hpp"
+#include "device.hpp"
 
 namespace rk_addon {
 namespace {
@@ -108,14 +110,70 @@ Napi::Value CoreMath(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// Test hook: one logprobs row through the per-thread math of the CUDA kernels (core/logprobs.hpp
+// lse_push_k, lse_merge, lse_finish, lp_grad), on the host, in the CUDA kernels' order: G threads
+// each push 4-element vectors k ≡ t (mod G) and then the scalar tail, a butterfly merge (as the
+// warp shuffles do), then the label's logp, lse, entropy and the row's gradient (the kernels'
+// entropy-free gradient when gradEntropy is 0).
+// coreLogprobsRow(x: Float32Array, label, invT, G, gradLogp, gradEntropy) →
+//   Float32Array [logp, lse, entropy, grad_0 … grad_{V−1}]
+Napi::Value CoreLogprobsRow(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 6 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(env, "coreLogprobsRow: x must be a Float32Array");
+  for (int i = 1; i < 6; ++i)
+    if (!info[i].IsNumber()) throw Napi::TypeError::New(env, "coreLogprobsRow: numbers expected");
+  Napi::Float32Array x = info[0].As<Napi::Float32Array>();
+  size_t V = x.ElementLength();
+  double yd = info[1].As<Napi::Number>().DoubleValue();
+  int G = info[3].As<Napi::Number>().Int32Value();
+  if (V == 0 || !(yd >= 0) || yd >= (double)V || yd != (double)(size_t)yd || G < 1 || G > 1024 || (G & (G - 1)))
+    throw Napi::RangeError::New(env, "coreLogprobsRow: need V > 0, 0 <= label < V, G a power of two <= 1024");
+  size_t y = (size_t)yd;
+  float inv_t = info[2].As<Napi::Number>().FloatValue();
+  float gl = info[4].As<Napi::Number>().FloatValue(), ge = info[5].As<Napi::Number>().FloatValue();
+  const float* p = x.Data();
+  std::vector<rk::LseStats> st((size_t)G, rk::lse_empty());
+  size_t nv = V / 4;
+  for (int t = 0; t < G; ++t) {
+    for (size_t k = (size_t)t; k < nv; k += (size_t)G) {
+      float z[4];
+      for (int i = 0; i < 4; ++i) z[i] = p[4 * k + i] * inv_t;
+      rk::lse_push_k<true, 4>(st[(size_t)t], z);
+    }
+    for (size_t j = 4 * nv + (size_t)t; j < V; j += (size_t)G) {
+      float z = p[j] * inv_t;
+      rk::lse_push_k<true, 1>(st[(size_t)t], &z);
+    }
+  }
+  for (int off = G / 2; off > 0; off >>= 1) {
+    std::vector<rk::LseStats> nx(st);
+    for (int t = 0; t < G; ++t) nx[(size_t)t] = rk::lse_merge<true>(st[(size_t)t], st[(size_t)(t ^ off)]);
+    st.swap(nx);
+  }
+  rk::LpOut o = rk::lse_finish(st[0], p[y] * inv_t);
+  Napi::Float32Array out = Napi::Float32Array::New(env, 3 + V);
+  out[0] = o.logp;
+  out[1] = o.lse;
+  out[2] = o.entropy;
+  for (size_t j = 0; j < V; ++j) {
+    float d = p[j] * inv_t - o.lse;
+    float g = ge != 0.0f ? rk::lp_grad<true>(d, gl, ge, o.entropy, inv_t) : rk::lp_grad<false>(d, gl, 0.0f, 0.0f, inv_t);
+    out[3 + j] = j == y ? g + gl * inv_t : g;
+  }
+  return out;
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("coreMath", Napi::Function::New(env, CoreMath, "coreMath"));
-  exports.Set("info", Napi::Function::New(env, Info, "info"));
-  exports.Set("setSimd", Napi::Function::New(env, SetSimd, "setSimd"));
-  exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
-  exports.Set("copyBandwidth", Napi::Function::New(env, CopyBandwidth, "copyBandwidth"));
+  register_device(env, exports);  // first: creates the per-instance state
+  reg(env, exports, "coreMath", CoreMath);
+  reg(env, exports, "coreLogprobsRow", CoreLogprobsRow);
+  reg(env, exports, "info", Info);
+  reg(env, exports, "setSimd", SetSimd);
+  reg(env, exports, "setThreads", SetThreads);
+  reg(env, exports, "copyBandwidth", CopyBandwidth);
   register_rewards(env, exports);
   register_advantages(env, exports);
   register_logprobs(env, exports);

@@ -1,6 +1,7 @@
 // N-API glue of the preference family: typed-array views → rk_*_args → CPU or CUDA kernel.
 // Signatures: sizes first, then arrays (checked against them), then scalars, then `useCuda`; the
-// scalar results (mean loss, accuracy) come back in a trailing Float64Array.
+// scalar results (mean loss, accuracy) come back in a trailing Float64Array (a device buffer of
+// f64 for device calls).
 #include "../include/rk_preference.h"
 
 #include "args.hpp"
@@ -35,11 +36,9 @@ Napi::Value PreferenceLoss(const Napi::CallbackInfo& info) {
   a.preference_prob = need(in, t == RK_PREF_DNO, "preferenceProb", B);
   read_pref_outputs(in, a, t == RK_PREF_RPO || t == RK_PREF_XPO || t == RK_PREF_ORPO);
   read_params(in, &a.p);
-  bool cuda = in.use_cuda();
-  a.scalars = f64_at(info, 28, 2, "scalars");
-  if (cuda) RK_CUDA_CALL(in.env(), rk_cuda_preference_loss, &a);
-  else rk_cpu_preference_loss(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  a.scalars = in.f64_out_at(28, 2, "scalars");
+  return in.run(a, RK_KERNELS(preference_loss));
 }
 
 // apoReference(n, current, previous, out, alpha, useCuda)
@@ -51,9 +50,8 @@ Napi::Value ApoReference(const Napi::CallbackInfo& info) {
   a.previous = in.f32("previous", a.n);
   a.reference = in.f32_out("reference", a.n);
   a.alpha = (float)in.num("alpha");
-  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_apo_reference, &a);
-  else rk_cpu_apo_reference(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  return in.run(a, RK_KERNELS(apo_reference));
 }
 
 // listwiseLoss(B, K, type, policy, ref|null, labels|null, lengths|null, losses, gradPolicy, beta,
@@ -75,11 +73,9 @@ Napi::Value ListwiseLoss(const Napi::CallbackInfo& info) {
   a.grad_policy = in.f32_out("gradPolicy", n);
   a.beta = (float)in.num("beta");
   a.sft_weight = (float)in.num("sftWeight");
-  bool cuda = in.use_cuda();
-  a.scalars = f64_at(info, 12, 2, "scalars");
-  if (cuda) RK_CUDA_CALL(in.env(), rk_cuda_listwise_loss, &a);
-  else rk_cpu_listwise_loss(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  a.scalars = in.f64_out_at(12, 2, "scalars");
+  return in.run(a, RK_KERNELS(listwise_loss));
 }
 
 // fusedPreferenceLoss(B, T, V, type, lengthNormalize, dtype, logits, labels, mask|null, refLogp|null,
@@ -102,20 +98,18 @@ Napi::Value FusedPreferenceLoss(const Napi::CallbackInfo& info) {
   a.grad_logits = in.f32_out("gradLogits", NV);
   read_fused_pref_outputs(in, a);
   read_fused_pref_options(in, a);
-  bool cuda = in.use_cuda();
-  a.scalars = f64_at(info, 30, 2, "scalars");
-  if (cuda) RK_CUDA_CALL(in.env(), rk_cuda_fused_preference_loss, &a);
-  else rk_cpu_fused_preference_loss(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  a.scalars = in.f64_out_at(30, 2, "scalars");
+  return in.run(a, RK_KERNELS(fused_preference_loss));
 }
 
 }  // namespace
 
 void register_preference(Napi::Env env, Napi::Object exports) {
-  exports.Set("preferenceLoss", Napi::Function::New(env, PreferenceLoss, "preferenceLoss"));
-  exports.Set("apoReference", Napi::Function::New(env, ApoReference, "apoReference"));
-  exports.Set("listwiseLoss", Napi::Function::New(env, ListwiseLoss, "listwiseLoss"));
-  exports.Set("fusedPreferenceLoss", Napi::Function::New(env, FusedPreferenceLoss, "fusedPreferenceLoss"));
+  reg(env, exports, "preferenceLoss", PreferenceLoss);
+  reg(env, exports, "apoReference", ApoReference);
+  reg(env, exports, "listwiseLoss", ListwiseLoss);
+  reg(env, exports, "fusedPreferenceLoss", FusedPreferenceLoss);
 }
 
 }  // namespace rk_addon

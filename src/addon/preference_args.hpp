@@ -1,28 +1,11 @@
 // Argument readers shared by the preference family's entry points and linearPreferenceLoss
-// (addon/linear.cc): the trailing Float64Array of scalar results, optional/required f32 inputs,
-// the loss hyper-parameters and the type code.
+// (addon/linear.cc): optional/required f32 inputs, the loss hyper-parameters, the type code, and
+// the token-level inputs, outputs and options of the fused losses.
 #pragma once
 #include "../include/rk_preference.h"
 #include "args.hpp"
 
 namespace rk_addon {
-
-// The Float64Array of n elements at position i (read outside Args, after useCuda).
-inline double* f64_at(const Napi::CallbackInfo& info, size_t i, size_t n, const char* name) {
-  napi_env env = info.Env();
-  if (i >= info.Length()) throw Napi::TypeError::New(env, std::string("rlhf-kernels native: argument '") + name + "' must be a Float64Array");
-  napi_value v = info[i];
-  bool is_ta = false;
-  napi_typedarray_type t;
-  size_t len = 0;
-  void* data = nullptr;
-  if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta ||
-      napi_get_typedarray_info(env, v, &t, &len, &data, nullptr, nullptr) != napi_ok || t != napi_float64_array)
-    throw Napi::TypeError::New(env, std::string("rlhf-kernels native: argument '") + name + "' must be a Float64Array");
-  if (len != n || !data)
-    throw Napi::RangeError::New(env, std::string("rlhf-kernels native: argument '") + name + "' must have " + std::to_string(n) + " elements");
-  return static_cast<double*>(data);
-}
 
 inline const float* need(Args& in, bool needed, const char* name, size_t n) { return needed ? in.f32(name, n) : in.f32_opt(name, n); }
 

@@ -21,9 +21,10 @@ namespace rk {
 constexpr size_t kLinearChunkCpu = 512;
 constexpr size_t kLinearChunkCuda = 8192;
 
-// dZ of one logit: z = logit/τ (bias included), `label` whether j = y.
+// dZ of one logit: z = logit/τ (bias included), `label` whether j = y; GE: with the entropy term.
+template <bool GE>
 RK_HD float linear_dz(float z, bool label, float lse, float gl, float ge, float H, float inv_t) {
-  return lp_grad(z - lse, gl, ge, H, inv_t) + (label ? gl * inv_t : 0.0f);
+  return lp_grad<GE>(z - lse, gl, ge, H, inv_t) + (label ? gl * inv_t : 0.0f);
 }
 
 }  // namespace rk

@@ -74,16 +74,6 @@ RK_HD LpOut lse_finish(LseStats st, float zy) {
   return o;
 }
 
-// Gradient of one logit (SPEC §1 logprobsBackward), without the label's 1[j=y]/τ term:
-//   −p_j·(g_logp + g_ent·(z_j − lse + H)) / τ,  p_j = e^{z_j − lse}.
-// d = z_j − lse. p_j = 0 where d is −inf (the (z − lse + H) factor is clamped, so no 0·inf).
-RK_HD float lp_grad(float d, float gl, float ge, float H, float inv_t) {
-  float dc = d < kLpLo ? kLpLo : d;
-  float p = expf_(minf(dc, 88.0f));
-  p = d < kLpLo ? 0.0f : p;
-  return -p * (gl + ge * (dc + H)) * inv_t;
-}
-
 // vocabKl statistics of a pair of rows a (the distribution the expectation is under) and b:
 //   ma, sa = online softmax stats of a; u = Σ e^{a_j − ma}·(a_j − b_j); mb, sb stats of b.
 // KL(P_a‖P_b) = u/sa − (ma − mb) − log sa + log sb. Terms with e^{a_j − ma} = 0 contribute 0
@@ -178,47 +168,50 @@ RK_HD float kl_grad_forward(float dx, float dr, float g_inv_t) {
 }
 
 
-// ---- base-2 variant for the CUDA kernels: z2 = z·log2(e), e = 2^{z2 − m2} (one ex2 instruction
-// on the GPU, and 2^{−inf} = 0 exactly, so no clamp is needed for s). m2 and w2 are in log2 units;
-// lse2_to_nat converts the state to the natural-log LseStats above (m = m2·ln2, w = w2·ln2), and
-// merging/finishing then use the functions above.
-constexpr float kLp2Lo = -150.0f;  // 2^{-150} = 0 in f32
-constexpr float kLn2 = 0.693147180559945309f;
+// ---- the pushes and the gradient used by the CUDA kernels (and the portable paths) -----------
+// The state stays in natural units: m is the largest z itself, so z − m is exact (the max element
+// contributes exactly 1, a row with one finite logit gets lse = that logit and a zero gradient),
+// and e^{d} is computed as 2^{d·log2 e} (one FMUL and one ex2 on the GPU; expf_ on the host).
 constexpr float kLog2e = 1.44269504088896341f;
-RK_HD float exp2f_(float x) {
+RK_HD float exp_nat(float d) {
 #if defined(__CUDA_ARCH__)
-  return exp2f(x);
+  return exp2f(d * kLog2e);
 #else
-  return expf_(x * kLn2);
+  return expf_(d);
 #endif
 }
-// Adds K values z2[0..K) (already scaled by log2(e)/τ): one rescale for the K values' max.
+
+// Adds K values z[0..K) (already divided by τ): one rescale for the K values' max. A NaN among
+// them makes s NaN (its d is NaN), whatever its position.
 template <bool W, int K>
-RK_HD void lse2_push_k(LseStats& st, const float* z2) {
-  float bm = z2[0];
-  for (int k = 1; k < K; ++k) bm = z2[k] > bm ? z2[k] : bm;
+RK_HD void lse_push_k(LseStats& st, const float* z) {
+  float bm = z[0];
+  for (int k = 1; k < K; ++k) bm = z[k] > bm ? z[k] : bm;
   if (bm > st.m) {
-    float dm = maxf(st.m - bm, kLp2Lo);
-    float f = exp2f_(dm);
+    float dm = maxf(st.m - bm, kLpLo);
+    float f = exp_nat(dm);
     if (W) st.w = f * (st.w + dm * st.s);
     st.s *= f;
     st.m = bm;
   }
   for (int k = 0; k < K; ++k) {
-    float d = z2[k] - st.m;
-    float e = exp2f_(d);  // 0 for d = −inf, NaN for NaN
+    float d = z[k] - st.m;
+    float e = exp_nat(d);  // 0 for d = −inf (and below the f32 range), NaN for NaN
     st.s += e;
-    if (W) st.w += d < kLp2Lo ? 0.0f : e * d;
+    if (W) st.w += d < kLpLo ? 0.0f : e * d;
   }
 }
-RK_HD LseStats lse2_to_nat(LseStats st) { return LseStats{st.m * kLn2, st.s, st.w * kLn2}; }
 
-// lp_grad in base 2: d2 = z2 − lse·log2(e); returns −2^{d2}·(gl + ge·(d + H))/τ, d = d2·ln2.
+// Gradient of one logit (SPEC §1 logprobsBackward), without the label's 1[j=y]/τ term:
+//   −p_j·(g_logp + g_ent·(z_j − lse + H)) / τ,  p_j = e^{d}, d = z_j − lse (z_j = x_j/τ rounded
+//   as in the forward, so that d is exactly 0 where z_j is the row's only finite logit).
+// p_j = 0 where d is −inf (the (d + H) factor is clamped first, so no 0·inf); a NaN d (a NaN in
+// the row) stays NaN: the clamps are selects that NaN fails.
 template <bool GE>
-RK_HD float lp_grad2(float d2, float gl, float ge, float H, float inv_t) {
-  float p = exp2f_(minf(d2, 127.0f));
+RK_HD float lp_grad(float d, float gl, float ge, float H, float inv_t) {
+  float p = exp_nat(d > 88.0f ? 88.0f : d);
   if (!GE) return -p * gl * inv_t;
-  float dc = (d2 < kLp2Lo ? kLp2Lo : d2) * kLn2;
+  float dc = d < kLpLo ? kLpLo : d;
   return -p * (gl + ge * (dc + H)) * inv_t;
 }
 

@@ -43,7 +43,7 @@ class Pool {
       int v = std::atoi(s);
       if (v >= 1) n = std::min(v, 64);
     }
-    threads_ = n;
+    threads_.store(n);
   }
   ~Pool() {
     {
@@ -53,18 +53,21 @@ class Pool {
     cv_.notify_all();
     for (auto& t : workers_) t.join();
   }
-  int threads() const { return threads_; }
+  int threads() const { return threads_.load(std::memory_order_relaxed); }
   void set_threads(int n) {
     std::lock_guard<std::mutex> use(use_);
-    threads_ = std::max(1, std::min(n, 64));
+    threads_.store(std::max(1, std::min(n, 64)), std::memory_order_relaxed);
   }
   void run(size_t n, size_t grain, const std::function<void(size_t, size_t)>& fn) {
     if (grain == 0) grain = 1;
-    if (threads_ <= 1 || n <= grain) { fn(0, n); return; }
+    if (threads() <= 1 || n <= grain) { fn(0, n); return; }
+    // One parallel_for at a time. A concurrent caller (another JS thread, a libuv worker running
+    // an async op, or a kernel nested in a chunk) runs its range serially on its own thread: the
+    // cores are then shared by the pool's job and that thread, and nobody waits for the other.
     std::unique_lock<std::mutex> use(use_, std::try_to_lock);
-    if (!use.owns_lock()) { fn(0, n); return; }  // pool busy (another JS thread): run serially
+    if (!use.owns_lock()) { fn(0, n); return; }
     ensure_workers();
-    int t = threads_;
+    int t = threads();
     auto job = std::make_shared<Job>();
     job->fn = &fn;
     job->n = n;
@@ -92,7 +95,7 @@ class Pool {
 
  private:
   void ensure_workers() {
-    while ((int)workers_.size() < threads_ - 1) workers_.emplace_back([this] { loop(); });
+    while ((int)workers_.size() < threads() - 1) workers_.emplace_back([this] { loop(); });
   }
   void loop() {
     unsigned long seen = 0;
@@ -108,7 +111,7 @@ class Pool {
       if (job) job->work();
     }
   }
-  int threads_ = 1;
+  std::atomic<int> threads_{1};
   std::mutex use_;  // one parallel_for at a time
   std::mutex m_;
   std::condition_variable cv_;

@@ -40,7 +40,6 @@ static std::vector<std::unique_ptr<std::barrier<>>> g_warp;
 struct Slot { const void* p; uint32_t a[4], b[2]; float f[3]; int i; };
 static Slot g_slot[1024];
 static unsigned char* g_dyn = nullptr;
-inline unsigned char* emu_dyn_smem() { return g_dyn; }
 
 inline void __syncthreads() { g_block->arrive_and_wait(); }
 inline void warp_bar() { g_warp[t_lin >> 5]->arrive_and_wait(); }
@@ -73,12 +72,19 @@ inline rk::LseStats shfl_xor_st(rk::LseStats s, int off) {
   warp_bar();
   return r;
 }
-inline void cp_async16(void* dst, const void* src) { memcpy(dst, src, 16); }
-inline void cp_commit() {}
-template <int N> inline void cp_wait() {}
+// cuda/mma.cuh's primitives, per lane (the same semantics as tests/cuda-emu/mma_emu.hpp's, on
+// std::thread lanes): cp.async copies at issue (the pipeline's waits and barriers order it anyway).
+namespace rkmma {
+inline unsigned char* dyn_smem() { return g_dyn; }
+inline void cp_async16(void* dst, const void* src, bool fill) {
+  if (fill) memcpy(dst, src, 16);
+  else memset(dst, 0, 16);
+}
+inline void cp_async_commit() {}
+template <int N> inline void cp_async_wait() {}
 // ldmatrix .x4: lanes 8q..8q+7 give the row addresses of matrix q; lane l receives, of matrix q,
 // (row l/4, cols 2(l%4), 2(l%4)+1), or with .trans (rows 2(l%4), 2(l%4)+1, col l/4).
-inline void ldsm(uint32_t r[4], const uint16_t* p, bool trans) {
+inline void ldsm(uint32_t (&r)[4], const void* p, bool trans) {
   my_slot().p = p;
   warp_bar();
   const int lane = t_lin & 31;
@@ -96,14 +102,15 @@ inline void ldsm(uint32_t r[4], const uint16_t* p, bool trans) {
   }
   warp_bar();
 }
-inline void ldsm_x4(uint32_t r[4], const uint16_t* p) { ldsm(r, p, false); }
-inline void ldsm_x4_t(uint32_t r[4], const uint16_t* p) { ldsm(r, p, true); }
+inline void ldsm_x4(uint32_t (&r)[4], const void* p) { ldsm(r, p, false); }
+inline void ldsm_x4_trans(uint32_t (&r)[4], const void* p) { ldsm(r, p, true); }
 // mma.m16n8k16 row.col: A (16×16) a0 (g, 2t..), a1 (g+8, 2t..), a2 (g, 2t+8..), a3 (g+8, 2t+8..);
 // B (16×8) b0 (k 2t.., n g), b1 (k 2t+8.., n g); C/D c0,c1 (g, 2t..), c2,c3 (g+8, 2t..).
 template <int DT>
-inline void mma16816(float c[4], const uint32_t a[4], const uint32_t b[2]) {
+inline void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   memcpy(my_slot().a, a, 16);
-  memcpy(my_slot().b, b, 8);
+  my_slot().b[0] = b0;
+  my_slot().b[1] = b1;
   warp_bar();
   auto half = [](uint32_t w, int hi) -> float {
     uint16_t h = hi ? (uint16_t)(w >> 16) : (uint16_t)w;
@@ -122,6 +129,14 @@ inline void mma16816(float c[4], const uint32_t a[4], const uint32_t b[2]) {
   warp_bar();
   for (int e = 0; e < 4; ++e) c[e] = d[e];
 }
+}  // namespace rkmma
+
+// cuda/device.cu's pool (host memory here) and the library stream.
+namespace rkc {
+cudaStream_t current_stream() { return nullptr; }
+cudaError_t dev_alloc(void** p, size_t bytes, cudaStream_t) { return cudaMalloc(p, bytes ? bytes : 1); }
+cudaError_t dev_free(void* p, cudaStream_t) { free(p); return cudaSuccess; }
+}  // namespace rkc
 
 // kernel<<<grid, block, smem, stream>>>(args...) → emu_launch(grid, block, smem, stream, kernel, args...)
 template <class K, class... A>

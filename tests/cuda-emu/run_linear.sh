@@ -8,7 +8,7 @@ trap 'rm -rf "$tmp"' EXIT
 python3 - "$tmp/linear_emu.inc" <<'PY'
 import re, sys
 src = open('cuda/linear.cu').read()
-src = src.replace('extern __shared__ __align__(16) unsigned char smem_raw[];', 'unsigned char* smem_raw = emu_dyn_smem();')
+src = src.replace('#include "mma.cuh"\n', '')  # its primitives are emulated in linear_emu.cc
 # kernel<<<grid, block, smem, stream>>>(args) -> emu_launch(grid, block, smem, stream, kernel, args)
 src = re.sub(r'([A-Za-z_][\w:]*(?:<[^<>;]*>)?)<<<(.*?)>>>\(', lambda m: f'emu_launch({m.group(2)}, {m.group(1)}, ', src)
 open(sys.argv[1], 'w').write(src)

@@ -10,11 +10,12 @@
  *   gradEntropy), recomputing the logits chunk by chunk.
  * - `linearPreferenceLoss`: `fusedPreferenceLoss` (SPEC §4, every type) from hidden states.
  */
-import { native, type NativeCore } from '../native.js';
+import { defineOp, opNative, type Gen } from '../async.js';
+import type { NativeCore } from '../native.js';
 import * as ref from '../reference/linear.js';
-import { readFloat, type Tensor, type TensorLike } from '../tensor.js';
+import { readFloat, type AnyTensor, type Tensor, type TensorLike } from '../tensor.js';
 import {
-  f32Data, f32DataOpt, ignoreIndexOf, LOGITS, logitsData, maskData, OpArgs, readLabels, temperatureOf, type CommonOptions,
+  f32Data, f32DataOpt, ignoreIndexOf, LOGITS, logitsData, maskData, OpArgs, readLabels, temperatureOf, widenF32, type CommonOptions,
 } from '../validate.js';
 import type { FusedPreferenceLossInputs, PreferenceLossResult, PreferenceOptions } from './preference.js';
 import { dataFor, fusedOutputs, fusedTokenInputs, TYPE_CODE } from './preference_args.js';
@@ -36,9 +37,8 @@ interface LinearNative extends NativeCore {
     chunk: number, cuda: boolean, scalars: Float64Array,
   ): void;
 }
-const nat = () => native as LinearNative;
-const SCALARS = new Float64Array(2);
-type Out<K extends string> = { out?: Partial<Record<K, TensorLike>> };
+const nat = () => opNative<LinearNative>();
+type Out<K extends string> = { out?: Partial<Record<K, AnyTensor>> };
 
 /** Options shared by the linear ops. */
 export interface LinearOptions extends CommonOptions {
@@ -80,7 +80,7 @@ type Lin = ReturnType<typeof readLinear>;
 /** Native views: hidden and weight with one dtype code, bias as f32. */
 function nativeLinear(x: Lin) {
   const h = logitsData(x.hidden), w = logitsData(x.weight);
-  const bias = !x.bias ? null : x.bias.dtype === 'f32' || x.bias.dtype === 'f64' ? f32Data(x.bias) : Float32Array.from(readFloat(x.bias));
+  const bias = x.bias ? widenF32(x.bias) : null;
   return { code: h.code, hidden: h.data, weight: w.data, bias };
 }
 
@@ -110,7 +110,7 @@ export interface LinearLogprobsResult { logp: Tensor<'f32'>; lse: Tensor<'f32'>;
  * Each output is shaped like `labels`; rows whose label is `ignoreIndex` give 0 and their hidden
  * states are not read.
  */
-export function linearLogprobs(inputs: LinearLogprobsInputs, options?: LinearLogprobsOptions): LinearLogprobsResult {
+export const linearLogprobs = defineOp('linearLogprobs', function* linearLogprobs(inputs: LinearLogprobsInputs, options?: LinearLogprobsOptions): Gen<LinearLogprobsResult> {
   const a = new OpArgs('linearLogprobs', inputs, options);
   const x = readLinear(a);
   const temperature = temperatureOf(a);
@@ -124,11 +124,11 @@ export function linearLogprobs(inputs: LinearLogprobsInputs, options?: LinearLog
   if (backend === 'js') ref.linearLogprobs(refLinear(x), labels, temperature, ignore, logp.data, lse.data, entropy?.data);
   else {
     const n = nativeLinear(x);
-    nat().linearLogprobs(x.N, x.V, x.D, n.code, n.hidden, n.weight, n.bias, labels, logp.data, lse.data, entropy?.data ?? null,
+    yield nat().linearLogprobs(x.N, x.V, x.D, n.code, n.hidden, n.weight, n.bias, labels, logp.data, lse.data, entropy?.data ?? null,
       temperature, ignore, x.chunk, backend === 'cuda');
   }
   return entropy ? { logp, lse, entropy } : { logp, lse };
-}
+});
 
 export interface LinearLogprobsBackwardInputs extends LinearLogprobsInputs {
   /** ∂L/∂logp, shaped like labels */
@@ -148,9 +148,9 @@ export interface LinearLogprobsBackwardResult { gradHidden: Tensor<'f32'>; gradW
  * `gradHidden = dZ·weight` (shaped like hidden; ignored rows 0), `gradWeight = dZᵀ·hidden` [V,D],
  * `gradBias = Σ_i dZ_i` [V] (only when `bias` is given). f32.
  */
-export function linearLogprobsBackward(
+export const linearLogprobsBackward = defineOp('linearLogprobsBackward', function* linearLogprobsBackward(
   inputs: LinearLogprobsBackwardInputs, options?: LinearOptions & Out<'gradHidden' | 'gradWeight' | 'gradBias'>,
-): LinearLogprobsBackwardResult {
+): Gen<LinearLogprobsBackwardResult> {
   const a = new OpArgs('linearLogprobsBackward', inputs, options);
   const x = readLinear(a);
   const temperature = temperatureOf(a);
@@ -169,12 +169,12 @@ export function linearLogprobsBackward(
       gradWeight.data, gradBias?.data);
   else {
     const n = nativeLinear(x);
-    nat().linearLogprobsBackward(x.N, x.V, x.D, n.code, n.hidden, n.weight, n.bias, labels, f32Data(gradLogp), f32DataOpt(gradEntropy),
-      f32DataOpt(lse), f32DataOpt(entropy), gradHidden.data, gradWeight.data, gradBias?.data ?? null, temperature, ignore, x.chunk,
-      backend === 'cuda');
+    yield nat().linearLogprobsBackward(x.N, x.V, x.D, n.code, n.hidden, n.weight, n.bias, labels, f32Data(gradLogp),
+      f32DataOpt(gradEntropy), f32DataOpt(lse), f32DataOpt(entropy), gradHidden.data, gradWeight.data, gradBias?.data ?? null,
+      temperature, ignore, x.chunk, backend === 'cuda');
   }
   return gradBias ? { gradHidden, gradWeight, gradBias } : { gradHidden, gradWeight };
-}
+});
 
 export interface LinearPreferenceLossInputs extends Omit<FusedPreferenceLossInputs, 'logits'> {
   /** [2B, T, D]: rows 0..B−1 the chosen responses, B..2B−1 the rejected ones */
@@ -205,13 +205,15 @@ export interface LinearPreferenceLossResult extends PreferenceLossResult {
  * `linearLogprobsBackward`, never forming the `[2B, T, V]` logits. Returns the loss, the metrics and
  * the gradients of the mean loss with respect to hidden, weight (and bias).
  */
-export function linearPreferenceLoss(inputs: LinearPreferenceLossInputs, options: LinearPreferenceLossOptions): LinearPreferenceLossResult {
+export const linearPreferenceLoss = defineOp('linearPreferenceLoss', function* linearPreferenceLoss(
+  inputs: LinearPreferenceLossInputs, options: LinearPreferenceLossOptions,
+): Gen<LinearPreferenceLossResult> {
   const a = new OpArgs('linearPreferenceLoss', inputs, options);
   const x = readLinear(a, [3]);
   const [R, T] = x.rows as [number, number];
   if (R % 2 !== 0) a.rangeError(`input 'hidden' must have an even first dimension 2B (chosen rows, then rejected), got ${R}`);
   const B = R / 2;
-  const { lab, mask, P, refLogp, prevLogp, explore, prob, ignoreIndex } = fusedTokenInputs(a, B, T, x.V);
+  const { labels, lab, mask, md, P, refLogp, prevLogp, explore, prob, ignoreIndex } = fusedTokenInputs(a, B, T, x.V);
   const temperature = temperatureOf(a);
   const t = P.type;
   const backend = a.backend();
@@ -222,7 +224,7 @@ export function linearPreferenceLoss(inputs: LinearPreferenceLossInputs, options
   let loss: number, accuracy: number;
   if (backend === 'js') {
     [loss, accuracy] = ref.linearPreferenceLoss(t, B, T, refLinear(x), {
-      labels: lab, mask: mask?.data as ArrayLike<number> | undefined, refLogp: dataFor(refLogp, true), prevLogp: dataFor(prevLogp, true),
+      labels: lab, mask: md, refLogp: dataFor(refLogp, true), prevLogp: dataFor(prevLogp, true),
       explore: dataFor(explore, true), prob: dataFor(prob, true),
     }, P, P.lengthNormalize, temperature, ignoreIndex, {
       losses: losses.data, gc: gradPolicyChosen.data, gr: gradPolicyRejected.data, cr: chosenRewards.data, rj: rejectedRewards.data,
@@ -231,14 +233,16 @@ export function linearPreferenceLoss(inputs: LinearPreferenceLossInputs, options
   } else {
     const f = (v: Tensor | undefined) => (v === undefined ? null : f32Data(v));
     const n = nativeLinear(x);
-    nat().linearPreferenceLoss(
-      B, T, x.V, x.D, TYPE_CODE[t], P.lengthNormalize, n.code, n.hidden, n.weight, n.bias, lab, maskData(mask), f(refLogp), f(prevLogp),
+    const sc = a.scalars(2);
+    yield nat().linearPreferenceLoss(
+      B, T, x.V, x.D, TYPE_CODE[t], P.lengthNormalize, n.code, n.hidden, n.weight, n.bias, labels.data as Int32Array, maskData(mask),
+      f(refLogp), f(prevLogp),
       f(explore), f(prob), gradHidden.data, gradWeight.data, gradBias?.data ?? null, losses.data, gradPolicyChosen.data,
       gradPolicyRejected.data, chosenRewards.data, rejectedRewards.data, margins.data, gx ? gx.data : null, P.beta, P.epsilon, P.eta,
-      P.alpha, P.tau, P.gamma, temperature, ignoreIndex, x.chunk, backend === 'cuda', SCALARS,
+      P.alpha, P.tau, P.gamma, temperature, ignoreIndex, x.chunk, backend === 'cuda', sc.data,
     );
-    loss = SCALARS[0];
-    accuracy = SCALARS[1];
+    loss = sc.get(0);
+    accuracy = sc.get(1);
   }
   const res: LinearPreferenceLossResult = {
     losses, loss, gradPolicyChosen, gradPolicyRejected, chosenRewards, rejectedRewards, margins, accuracy, gradHidden, gradWeight,
@@ -246,4 +250,4 @@ export function linearPreferenceLoss(inputs: LinearPreferenceLossInputs, options
   if (gradBias) res.gradBias = gradBias;
   if (gx) res.gradPolicyExplore = gx;
   return res;
-}
+});

@@ -46,12 +46,13 @@ export function prefParams(a: OpArgs): ResolvedParams {
  */
 export function outsB(a: OpArgs, shape: readonly number[], B: number, count: number) {
   const hasOut = a.options.out !== undefined && a.options.out !== null;
-  // (above ~8K examples one big zeroed block costs more than separate ones: mmap'd, page faults)
-  const block = hasOut || B > 8192 ? null : new Float32Array(B * count);
+  const own = hasOut || a.device !== undefined; // a.out: checked out buffers, device tensors
+  // (above ~8K examples one big zeroed block costs more than separate ones: mmap'd, page faults;
+  // a.out then also gives large outputs of an .async call addon-owned memory)
+  const block = own || B > 8192 ? null : new Float32Array(B * count);
   let k = 0;
   return (name: string): Tensor<'f32'> => {
-    if (hasOut) return a.out(name, 'f32', shape);
-    if (!block) return { data: new Float32Array(B), shape, dtype: 'f32' };
+    if (!block) return a.out(name, 'f32', shape);
     const data = block.subarray(k * B, (k + 1) * B);
     k++;
     return { data, shape, dtype: 'f32' };
@@ -59,7 +60,7 @@ export function outsB(a: OpArgs, shape: readonly number[], B: number, count: num
 }
 
 export function checkProb(a: OpArgs, t: Tensor) {
-  const d = t.data as ArrayLike<number>;
+  const d = a.values(t) as ArrayLike<number>;
   for (let i = 0; i < d.length; i++)
     if (d[i] < 0 || d[i] > 1) a.rangeError(`input 'preferenceProb' must lie in [0, 1], got ${d[i]} at ${i}`);
 }
@@ -67,8 +68,8 @@ export function checkProb(a: OpArgs, t: Tensor) {
 /**
  * The token-level inputs and options of a preference loss from logits or hidden states (rows
  * 0..B−1 chosen, B..2B−1 rejected, T tokens, vocabulary V): labels [2B,T] i32 (in [0, V) or
- * ignoreIndex where the mask counts), mask?, the per-type sequence inputs, the loss parameters,
- * temperature and ignoreIndex.
+ * ignoreIndex where the mask counts; device labels and masks are read back to be checked), mask?,
+ * the per-type sequence inputs, the loss parameters, temperature and ignoreIndex.
  */
 export function fusedTokenInputs(a: OpArgs, B: number, T: number, V: number) {
   const R = 2 * B;
@@ -84,13 +85,14 @@ export function fusedTokenInputs(a: OpArgs, B: number, T: number, V: number) {
   if (prob) checkProb(a, prob);
   const temperature = a.num('temperature', { default: 1, gt: 0 });
   const ignoreIndex = a.num('ignoreIndex', { default: -100, integer: true, min: -2147483648, max: 2147483647 });
-  const lab = labels.data as Int32Array, md = mask?.data;
+  const lab = a.values(labels) as Int32Array, md = mask ? a.values(mask) : undefined; // device: read back (2B·T each)
   for (let i = 0; i < lab.length; i++) {
     const y = lab[i];
     if (y !== ignoreIndex && (y < 0 || y >= V) && (md === undefined || md[i] !== 0))
       a.rangeError(`input 'labels' must lie in [0, ${V}) or equal ignoreIndex (${ignoreIndex}) where counted, got ${y} at ${i}`);
   }
-  return { lab, mask, P, refLogp, prevLogp, explore, prob, temperature, ignoreIndex };
+  // lab, md: host values (the js reference, the checks); labels, mask: the tensors (native calls)
+  return { labels, lab, mask, md: md as ArrayLike<number> | undefined, P, refLogp, prevLogp, explore, prob, temperature, ignoreIndex };
 }
 
 /** The per-example outputs of a preference loss from logits or hidden states. */
