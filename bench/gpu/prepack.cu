@@ -109,11 +109,12 @@ cudaError_t attention_with(const rk_packed_attention_args& h, int kernel, uint64
   uint64_t* dc = nullptr;
   if ((e = st.in_bytes(h.q, nq * es, &d.q)) || (e = st.in_bytes(h.k, nk * es, &d.k)) || (e = st.in_bytes(h.v, nk * es, &d.v)) ||
       (e = st.in(h.segment_ids, h.P * h.L, &d.segment_ids)) || (e = st.out(h.out, nq, &d.out)) || (e = st.out(counts, 2, &dc)) ||
-      (e = cudaMemset(dc, 0, 2 * sizeof(uint64_t))))
+      (e = cudaMemsetAsync(dc, 0, 2 * sizeof(uint64_t), st.stream())))
     return e;
   d.tiles_computed = dc;
   d.tiles_skipped = dc + 1;
-  if ((e = rk_launch_packed_attention_with(d, 0, kernel))) return e;
+  // On the staging stream: the copies in and out are queued there (not on the legacy stream).
+  if ((e = rk_launch_packed_attention_with(d, st.stream(), kernel))) return e;
   return st.finish();
 }
 
