@@ -7,7 +7,10 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "../include/rk_common.h"
 
@@ -18,13 +21,18 @@ class Args {
   explicit Args(const Napi::CallbackInfo& info) : info_(info), env_(info.Env()) {}
   Napi::Env env() const { return env_; }
 
-  const float* f32(const char* name, size_t n) { return typed<float>(name, n, napi_float32_array, "Float32Array"); }
-  float* f32_out(const char* name, size_t n) { return typed<float>(name, n, napi_float32_array, "Float32Array"); }
-  const int32_t* i32(const char* name, size_t n) { return typed<int32_t>(name, n, napi_int32_array, "Int32Array"); }
-  int32_t* i32_out(const char* name, size_t n) { return typed<int32_t>(name, n, napi_int32_array, "Int32Array"); }
-  const uint8_t* u8(const char* name, size_t n) { return typed<uint8_t>(name, n, napi_uint8_array, "Uint8Array"); }
-  uint8_t* u8_out(const char* name, size_t n) { return typed<uint8_t>(name, n, napi_uint8_array, "Uint8Array"); }
-  const uint16_t* u16(const char* name, size_t n) { return typed<uint16_t>(name, n, napi_uint16_array, "Uint16Array"); }
+  // Inputs (const) and outputs. An output may not share memory with any other array argument
+  // (RangeError naming both): kernels read inputs after writing outputs, and an index input
+  // that was checked must stay as checked. Int32 inputs and masks (labels, token ids, layouts:
+  // what decides which memory a kernel touches) in a SharedArrayBuffer are copied first, so
+  // another thread cannot change them between the check and the use.
+  const float* f32(const char* name, size_t n) { return typed<float>(name, n, napi_float32_array, "Float32Array", false); }
+  float* f32_out(const char* name, size_t n) { return typed<float>(name, n, napi_float32_array, "Float32Array", true); }
+  const int32_t* i32(const char* name, size_t n) { return typed<int32_t>(name, n, napi_int32_array, "Int32Array", false, true); }
+  int32_t* i32_out(const char* name, size_t n) { return typed<int32_t>(name, n, napi_int32_array, "Int32Array", true); }
+  const uint8_t* u8(const char* name, size_t n) { return typed<uint8_t>(name, n, napi_uint8_array, "Uint8Array", false, true); }
+  uint8_t* u8_out(const char* name, size_t n) { return typed<uint8_t>(name, n, napi_uint8_array, "Uint8Array", true); }
+  const uint16_t* u16(const char* name, size_t n) { return typed<uint16_t>(name, n, napi_uint16_array, "Uint16Array", false); }
 
   // null/undefined → nullptr, else a Float32Array of n elements.
   const float* f32_opt(const char* name, size_t n) {
@@ -43,7 +51,7 @@ class Args {
       *kind = RK_MASK_U8; return u8(name, n);
     }
     *kind = RK_MASK_F32;
-    return f32(name, n);
+    return typed<float>(name, n, napi_float32_array, "Float32Array", false, true);
   }
   // Logits as f32 (Float32Array) or f16/bf16 (Uint16Array); dtype code given by the caller.
   const void* logits(const char* name, size_t n, int dtype) {
@@ -96,7 +104,7 @@ class Args {
  private:
   bool is_null() const { return i_ >= info_.Length() || info_[i_].IsNull() || info_[i_].IsUndefined(); }
   template <class T>
-  T* typed(const char* name, size_t n, napi_typedarray_type type, const char* tname) {
+  T* typed(const char* name, size_t n, napi_typedarray_type type, const char* tname, bool out, bool copy_shared = false) {
     if (i_ >= info_.Length()) fail_type(name, tname);
     napi_value v = info_[i_++];
     bool is_ta = false;
@@ -104,17 +112,35 @@ class Args {
     napi_typedarray_type t;
     size_t len = 0;
     void* data = nullptr;
-    if (napi_get_typedarray_info(env_, v, &t, &len, &data, nullptr, nullptr) != napi_ok || t != type)
+    napi_value ab = nullptr;
+    if (napi_get_typedarray_info(env_, v, &t, &len, &data, &ab, nullptr) != napi_ok || t != type)
       fail_type(name, tname);
     if (len != n)
       throw Napi::RangeError::New(env_, std::string("rlhf-kernels native: argument '") + name + "' must have " +
                                             std::to_string(n) + " elements, got " + std::to_string(len));
     if (n == 0 || data == nullptr) { static T dummy[1]; return dummy; }
+    const char* b = static_cast<const char*>(data);
+    for (size_t k = 0; k < nspans_; ++k)
+      if ((out || spans_[k].out) && b < spans_[k].end && spans_[k].begin < b + n * sizeof(T))
+        throw Napi::RangeError::New(env_, std::string("rlhf-kernels native: argument '") + name +
+                                              "' shares memory with argument '" + spans_[k].name + "'");
+    if (nspans_ < kMaxSpans) spans_[nspans_++] = {name, b, b + n * sizeof(T), out};
+    bool plain = true;  // a SharedArrayBuffer is not an ArrayBuffer to napi_is_arraybuffer
+    if (copy_shared && (napi_is_arraybuffer(env_, ab, &plain) != napi_ok || !plain)) {
+      copies_.emplace_back(new char[n * sizeof(T)]);
+      std::memcpy(copies_.back().get(), data, n * sizeof(T));
+      return reinterpret_cast<T*>(copies_.back().get());
+    }
     return static_cast<T*>(data);
   }
+  struct Span { const char* name; const char* begin; const char* end; bool out; };
+  static constexpr size_t kMaxSpans = 48;
   const Napi::CallbackInfo& info_;
   Napi::Env env_;
   size_t i_ = 0;
+  Span spans_[kMaxSpans];
+  size_t nspans_ = 0;
+  std::vector<std::unique_ptr<char[]>> copies_;
 };
 
 // Multiplies sizes, throwing RangeError on overflow of 2^53.

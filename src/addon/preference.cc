@@ -159,6 +159,16 @@ Napi::Value FusedPreferenceLoss(const Napi::CallbackInfo& info) {
   int64_t ign = in.integer("ignoreIndex");
   if (ign < INT32_MIN || ign > INT32_MAX) in.range("ignoreIndex", "a 32-bit integer");
   a.ignore_index = (int32_t)ign;
+  if (!(a.temperature > 0) || !std::isfinite(1.0f / a.temperature)) in.range("temperature", "a finite number > 0");
+  // Labels are indices into the logits: each counted one must be in [0, V) or ignoreIndex (the
+  // mask, when given, decides what counts; shared-memory labels and masks were copied by Args).
+  for (size_t i = 0; i < N; ++i) {
+    int32_t y = a.labels[i];
+    bool counted = a.mask_kind == RK_MASK_NONE ||
+                   (a.mask_kind == RK_MASK_U8 ? static_cast<const uint8_t*>(a.mask)[i] != 0
+                                              : static_cast<const float*>(a.mask)[i] != 0.0f);
+    if (counted && y != a.ignore_index && (y < 0 || (size_t)y >= a.V)) in.range("labels", "in [0, V) or ignoreIndex where counted");
+  }
   bool cuda = in.use_cuda();
   a.scalars = f64_at(info, 30, 2, "scalars");
   if (cuda) RK_CUDA_CALL(in.env(), rk_cuda_fused_preference_loss, &a);

@@ -103,6 +103,8 @@ export function ppoPolicyLoss(inputs: PpoPolicyLossInputs, options?: PpoPolicyLo
   const refLogp = klCoef > 0 ? refIn : undefined;
   const backend = a.backend();
   const gradLogp = a.out('gradLogp', 'f32', logp.shape);
+  // nothing counted (B·T = 0): every result is 0, on every backend, without B-sized scratch
+  if (B * T === 0) return { loss: 0, gradLogp, clipFraction: 0, approxKl: 0 };
   if (backend === 'js') {
     const r = ref.ppoPolicyLoss(logp.data, oldLogp.data, advantages.data, refLogp?.data, mask.data, gradLogp.data, B, T, {
       clipLow, clipHigh, dualClip, klCoef, klEstimator: refLogp ? klEstimator : undefined, aggregation, normalizer,
@@ -142,6 +144,7 @@ export function valueLoss(inputs: ValueLossInputs, options: ValueLossOptions): V
   const normalizer = a.num('normalizer', { optional: true, gt: 0 });
   const backend = a.backend();
   const gradValues = a.out('gradValues', 'f32', values.shape);
+  if (B * T === 0) return { loss: 0, gradValues, clipFraction: 0 }; // (as in ppoPolicyLoss)
   if (backend === 'js') {
     const r = ref.valueLoss(values.data, oldValues.data, returns.data, mask.data, gradValues.data, B, T, clip, aggregation, normalizer);
     return { ...r, gradValues };

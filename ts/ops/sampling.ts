@@ -125,8 +125,8 @@ export function specDecStop(inputs: SpecDecStopInputs, options?: SpecDecStopOpti
   const acceptProbs = a.float('acceptProbs', { rank: 2 });
   const [B, K] = acceptProbs.shape as [number, number];
   const threshold = a.num('threshold', { default: 0.3, min: 0, max: 1 });
-  const minLength = a.num('minLength', { default: 2, min: 0, integer: true });
-  const maxLength = a.num('maxLength', { default: 20, min: 0, integer: true });
+  const minLength = a.num('minLength', { default: 2, min: 0, max: 2 ** 31 - 1, integer: true });
+  const maxLength = a.num('maxLength', { default: 20, min: 0, max: 2 ** 31 - 1, integer: true });
   if (maxLength < minLength) a.rangeError(`option 'maxLength' must be >= minLength (${minLength}), got ${maxLength}`);
   const backend = a.backend();
   const length = a.out('length', 'i32', [B]);
