@@ -9,7 +9,8 @@ import * as rk from '../../ts/index.js';
 import type { Tensor } from '../../ts/index.js';
 
 /** Deterministic PRNG (mulberry32) with the helpers the generators need. */
-export function rng(seed: number, wide = 0) {
+export function rng(seed: number, o: { wide?: number; dimMax?: number } = {}) {
+  const wide = o.wide ?? 0;
   let s = seed >>> 0;
   let dims = 0;
   const next = () => {
@@ -38,7 +39,7 @@ export function rng(seed: number, wide = 0) {
       if (wide > 0) return dims++ === 0 ? wide : lo;
       const u = next();
       if (lo === 0 && u < 0.08) return 0;
-      const hi = Math.max(lo + 1, [3, 8, 33, 130][Math.min(3, size)]);
+      const hi = Math.max(lo + 1, o.dimMax ?? [3, 8, 33, 130][Math.min(3, size)]);
       return int(Math.max(lo, 1), hi);
     },
   };
