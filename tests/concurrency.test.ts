@@ -5,44 +5,20 @@
  * from the main thread meanwhile, must give the results of the same calls made serially —
  * bitwise. The ThreadSanitizer CI step runs this file against a -fsanitize=thread build.
  */
-import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import * as rk from '../ts/index.js';
-import { diff, jobs, runJob, type Job } from './fuzz/concurrent.js';
+import { concurrentEqualsSerial, diff, inWorker, jobs, runJob } from './fuzz/concurrent.js';
 
 const cpu = rk.backends().cpu;
 const SANITIZED = process.env.RLHF_KERNELS_SANITIZED === '1';
 const JOBS = jobs(1);
-
-function inWorker(js: Job[], reps: number, setThreads = false): Promise<{ results: unknown[]; addonPath: string }> {
-  return new Promise((resolve, reject) => {
-    const w = new Worker(new URL('./fuzz/worker.mjs', import.meta.url), { workerData: { jobs: js, reps, setThreads } });
-    w.once('message', (m) => {
-      resolve(m);
-      void w.terminate();
-    });
-    w.once('error', reject);
-    w.once('exit', (code) => code !== 0 && reject(new Error(`worker exited with ${code}`)));
-  });
-}
 
 describe.skipIf(!cpu)(`concurrency (${rk.addonPath})`, () => {
   const serial = JOBS.map((j) => runJob(j));
 
   it(`${JOBS.length} jobs (every op; some above the pool's threshold) from 3 worker threads and the main thread at once = serial, bitwise`, async () => {
     // each worker runs the list in a different order, so different ops overlap in time
-    const orders = [JOBS, [...JOBS].reverse(), JOBS.map((_, i) => JOBS[(i * 7) % JOBS.length])];
-    const pending = orders.map((o) => inWorker(o, 1));
-    const mainAgain = JOBS.map((j) => runJob(j)); // the main thread competes for the pool meanwhile
-    const done = await Promise.all(pending);
-    JOBS.forEach((j, i) => expect(diff(mainAgain[i], serial[i], `main ${j.op}#${j.seed}`)).toBeNull());
-    done.forEach((d, w) => {
-      expect(d.addonPath).toBe(rk.addonPath);
-      orders[w].forEach((j, i) => {
-        const k = JOBS.indexOf(j);
-        expect(diff(d.results[i], serial[k], `worker ${w} ${j.op}#${j.seed}`)).toBeNull();
-      });
-    });
+    expect(await concurrentEqualsSerial(JOBS, serial)).toEqual([]);
   });
 
   it('setThreads from one worker while others compute: results unchanged in value (SPEC precision)', async () => {

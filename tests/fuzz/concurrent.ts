@@ -40,3 +40,42 @@ export function diff(a: unknown, b: unknown, where: string): string | null {
   }
   return null;
 }
+
+/**
+ * Runs `js` in a worker thread (tests/fuzz/worker.mjs: its own instance of the package and the
+ * addon) `reps` times; with `setThreads`, every other pass changes the pool's thread count.
+ */
+export async function inWorker(js: Job[], reps: number, setThreads = false): Promise<{ results: unknown[]; addonPath: string }> {
+  const { Worker } = await import('node:worker_threads');
+  return new Promise((resolve, reject) => {
+    const w = new Worker(new URL('./worker.mjs', import.meta.url), { workerData: { jobs: js, reps, setThreads } });
+    w.once('message', (m) => {
+      resolve(m);
+      void w.terminate();
+    });
+    w.once('error', reject);
+    w.once('exit', (code) => code !== 0 && reject(new Error(`worker exited with ${code}`)));
+  });
+}
+
+/**
+ * The main concurrency property: every job run from 3 worker threads (each in its own order) and
+ * from this thread at once gives the serial results, bitwise. Returns the differences found.
+ */
+export async function concurrentEqualsSerial(list: Job[], serial: unknown[]): Promise<string[]> {
+  const orders = [list, [...list].reverse(), list.map((_, i) => list[(i * 7) % list.length])];
+  const pending = orders.map((o) => inWorker(o, 1));
+  const here = list.map((j) => runJob(j)); // this thread competes for the pool meanwhile
+  const done = await Promise.all(pending);
+  const out: string[] = [];
+  list.forEach((j, i) => {
+    const d = diff(here[i], serial[i], `main ${j.op}#${j.seed}`);
+    if (d) out.push(d);
+  });
+  done.forEach((d, w) =>
+    orders[w].forEach((j, i) => {
+      const e = diff(d.results[i], serial[list.indexOf(j)], `worker ${w} ${j.op}#${j.seed}`);
+      if (e) out.push(e);
+    }));
+  return out;
+}

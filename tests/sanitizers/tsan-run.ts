@@ -1,0 +1,23 @@
+/**
+ * ThreadSanitizer run (.ci/run, after `npm run build:tsan`): the thread pool and every op of every
+ * family under a -fsanitize=thread build of the addon, from several JS threads at once. Plain node
+ * (vitest's own process does not run under a preloaded TSan runtime), so the checks are asserted
+ * here: results equal the serial ones, bitwise; TSan itself fails the process (exit 66) on a report.
+ *   LD_PRELOAD=$(g++ -print-file-name=libtsan.so) TSAN_OPTIONS=suppressions=tests/sanitizers/tsan.supp \
+ *     RLHF_KERNELS_ADDON=build-tsan/Release/rlhf_kernels.node node --import tsx tests/sanitizers/tsan-run.ts
+ */
+import * as rk from '../../ts/index.js';
+import { concurrentEqualsSerial, inWorker, jobs, runJob } from '../fuzz/concurrent.js';
+
+const list = jobs(1);
+const t0 = Date.now();
+console.log(`tsan: ${rk.addonPath}, ${rk.backends().threads} threads, ${list.length} jobs (${new Set(list.map((j) => j.op)).size} ops)`);
+const serial = list.map((j) => runJob(j));
+const bad = await concurrentEqualsSerial(list, serial);
+// the pool resized by one thread while another computes
+const big = list.filter((j) => j.dimMax);
+await Promise.all([inWorker(big, 2, true), inWorker(big, 1)]);
+rk.setThreads(rk.backends().threads);
+for (const d of bad.slice(0, 10)) console.log(`MISMATCH ${d}`);
+console.log(`tsan: ${bad.length} mismatches, ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+process.exitCode = bad.length ? 1 : 0;
