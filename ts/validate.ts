@@ -184,8 +184,8 @@ export class OpArgs {
         if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
           this.rangeError(`out.${name} must have shape ${shapeStr(shape)}, got ${shapeStr(t.shape)}`);
         // SPEC §0: an out buffer shares no memory with an input or with another out buffer
-        for (const [k, x] of Object.entries(this.inputs)) {
-          const d = (x as { data?: unknown } | null)?.data;
+        for (const k in this.inputs) {
+          const d = (this.inputs[k] as { data?: unknown } | null)?.data;
           if (ArrayBuffer.isView(d) && overlaps(t.data, d)) this.rangeError(`out.${name} shares memory with input '${k}'`);
         }
         for (const [k, d] of this.given) if (overlaps(t.data, d)) this.rangeError(`out.${name} shares memory with out.${k}`);
