@@ -7,23 +7,13 @@
  */
 import * as rk from '../../ts/index.js';
 import type { Tensor } from '../../ts/index.js';
+import { mulberry32 } from '../prng.js';
 
-/** Deterministic PRNG (mulberry32) with the helpers the generators need. */
+/** Deterministic PRNG with the helpers the generators need. */
 export function rng(seed: number, o: { wide?: number; dimMax?: number } = {}) {
   const wide = o.wide ?? 0;
-  let s = seed >>> 0;
   let dims = 0;
-  const next = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const normal = () => {
-    const u = Math.max(next(), 1e-12), v = next();
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
-  };
+  const { next, normal } = mulberry32(seed);
   const int = (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1));
   return {
     next, normal, int,
@@ -190,38 +180,23 @@ export const OPS: OpSpec[] = [
     strictIndex: ['labels'],
     derived: ['lse'],
   },
-  {
-    name: 'vocabKl',
-    run: (i, o) => rk.vocabKl(i as never, o as never) as never,
+  ...(['vocabKl', 'vocabKlBackward'] as const).map((name): OpSpec => ({
+    name,
+    run: (i, o) => (name === 'vocabKl' ? rk.vocabKl(i as never, o as never) : rk.vocabKlBackward(i as never, o as never)) as never,
     gen: (r, size) => {
       const rs = rows(r, size), V = r.dim(size, 1);
       const dt = r.pick(LOGIT_DTYPES);
       const inputs: Record<string, Tensor> = {
         logits: logitsT(r, [...rs, V], dt), refLogits: logitsT(r, [...rs, V], r.bool(0.8) ? dt : r.pick(LOGIT_DTYPES)),
       };
+      if (name === 'vocabKlBackward') inputs.gradKl = f32(r, rs);
       if (r.bool()) inputs.labels = labelsFor(r, rs, V);
       return { inputs, options: { direction: r.pick(['reverse', 'forward']), temperature: 0.5 + r.next() * 1.5, ignoreIndex: -100 } };
     },
     roles: { logits: 'logits', refLogits: 'logits', labels: 'index' },
     enums: { direction: 'reverse' },
     strictIndex: ['labels'],
-  },
-  {
-    name: 'vocabKlBackward',
-    run: (i, o) => rk.vocabKlBackward(i as never, o as never) as never,
-    gen: (r, size) => {
-      const rs = rows(r, size), V = r.dim(size, 1);
-      const dt = r.pick(LOGIT_DTYPES);
-      const inputs: Record<string, Tensor> = {
-        logits: logitsT(r, [...rs, V], dt), refLogits: logitsT(r, [...rs, V], dt), gradKl: f32(r, rs),
-      };
-      if (r.bool()) inputs.labels = labelsFor(r, rs, V);
-      return { inputs, options: { direction: r.pick(['reverse', 'forward']), temperature: 0.5 + r.next() * 1.5, ignoreIndex: -100 } };
-    },
-    roles: { logits: 'logits', refLogits: 'logits', labels: 'index' },
-    enums: { direction: 'reverse' },
-    strictIndex: ['labels'],
-  },
+  })),
   {
     name: 'sequenceLogprobs',
     run: (i, o) => rk.sequenceLogprobs(i as never, o as never) as never,
