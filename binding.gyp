@@ -2,7 +2,7 @@
   "variables": { "rk_sanitize%": "none" },
   "targets": [{
     "target_name": "rlhf_kernels",
-    "sources": ["<!@(ls -1 src/addon/*.cc src/cpu/*.cc)"],
+    "sources": ["<!@(ls -1 src/addon/*.cc src/cpu/*.cc)", "src/capi/cuda_stubs.cc"],
     "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
     "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_CPP_EXCEPTIONS_ALL"],
     "cflags!": ["-fno-exceptions"],

@@ -321,7 +321,23 @@ cudaError_t rk_launch_win_rate_rewards(const rk_win_rate_args& a, cudaStream_t s
   return cudaGetLastError();
 }
 
-// Host-pointer entry points of the C ABI: stage, launch, copy back.
+// Device-pointer entry points of the C ABI (queued on the stream, no wait).
+RKC_DEV_ENTRY(gae, rk_gae_args)
+RKC_DEV_ENTRY(group_advantages, rk_group_adv_args)
+RKC_DEV_ENTRY(ensemble_rewards, rk_ensemble_args)
+RKC_DEV_ENTRY(win_rate_rewards, rk_win_rate_args)
+
+// whiten: stats (3 doubles) is a device pointer; y is written by the apply kernel only when the
+// count is >= 2 (it reads the count on the device), so nothing waits on the host.
+extern "C" int rk_cuda_whiten_dev(const rk_whiten_args* a, void* stream, char* err, size_t errlen) {
+  cudaStream_t s = rkc::stream_of(stream);
+  // partials: 24 bytes per 256 elements
+  RKC_TRY(rkc::with_scratch(rk_whiten_scratch_doubles(a->n) * sizeof(double), s,
+                            [&](void* p) { return rk_launch_whiten(*a, static_cast<double*>(p), s); }));
+  return 0;
+}
+
+// Host-pointer entry points of the C ABI: stage, run the device entry point, copy back.
 extern "C" int rk_cuda_gae(const rk_gae_args* h, char* err, size_t errlen) {
   rkc::Staging st;
   rk_gae_args d = *h;
@@ -332,7 +348,7 @@ extern "C" int rk_cuda_gae(const rk_gae_args* h, char* err, size_t errlen) {
   RKC_TRY(st.in(h->last_values, h->B, &d.last_values));
   RKC_TRY(st.out(h->advantages, n, &d.advantages));
   RKC_TRY(st.out(h->returns, n, &d.returns));
-  RKC_TRY(rk_launch_gae(d, 0));
+  RKC_RUN_DEV(gae, d);
   RKC_TRY(st.finish());
   return 0;
 }
@@ -342,15 +358,13 @@ extern "C" int rk_cuda_whiten(const rk_whiten_args* h, char* err, size_t errlen)
   rk_whiten_args d = *h;
   RKC_TRY(st.in(h->x, h->n, &d.x));
   RKC_TRY(st.in_bytes(h->mask, h->n * rkc::mask_bytes(h->mask_kind), &d.mask));
-  double* scratch = nullptr;
-  RKC_TRY(st.scratch(rk_whiten_scratch_doubles(h->n), &scratch));  // 24 bytes per 256 elements
-  RKC_TRY(st.scratch(3, &d.stats));
-  RKC_TRY(rk_launch_whiten_stats(d, scratch, 0));
-  RKC_TRY(cudaMemcpy(h->stats, d.stats, 3 * sizeof(double), cudaMemcpyDeviceToHost));
-  if (h->stats[0] < 2) return 0;  // nothing written; the wrapper raises
-  RKC_TRY(st.out(h->y, h->n, &d.y));
-  RKC_TRY(rk_launch_whiten_apply(d, 0));
+  RKC_TRY(st.out(h->stats, 3, &d.stats));
+  RKC_TRY(st.scratch(h->n, &d.y));
+  RKC_RUN_DEV(whiten, d);
   RKC_TRY(st.finish());
+  if (h->stats[0] < 2 || !h->n) return 0;  // nothing written; the wrapper raises
+  RKC_TRY(cudaMemcpyAsync(h->y, d.y, h->n * sizeof(float), cudaMemcpyDeviceToHost, st.stream()));
+  RKC_TRY(cudaStreamSynchronize(st.stream()));
   return 0;
 }
 
@@ -361,7 +375,7 @@ extern "C" int rk_cuda_group_advantages(const rk_group_adv_args* h, char* err, s
   RKC_TRY(st.in(h->scores, n, &d.scores));
   RKC_TRY(st.in(h->baselines, n, &d.baselines));
   RKC_TRY(st.out(h->advantages, n, &d.advantages));
-  RKC_TRY(rk_launch_group_advantages(d, 0));
+  RKC_RUN_DEV(group_advantages, d);
   RKC_TRY(st.finish());
   return 0;
 }
@@ -371,7 +385,7 @@ extern "C" int rk_cuda_ensemble_rewards(const rk_ensemble_args* h, char* err, si
   rk_ensemble_args d = *h;
   RKC_TRY(st.in(h->scores, h->E * h->B, &d.scores));
   RKC_TRY(st.out(h->rewards, h->B, &d.rewards));
-  RKC_TRY(rk_launch_ensemble_rewards(d, 0));
+  RKC_RUN_DEV(ensemble_rewards, d);
   RKC_TRY(st.finish());
   return 0;
 }
@@ -381,7 +395,7 @@ extern "C" int rk_cuda_win_rate_rewards(const rk_win_rate_args* h, char* err, si
   rk_win_rate_args d = *h;
   RKC_TRY(st.in(h->preferences, h->G * h->K * h->K, &d.preferences));
   RKC_TRY(st.out(h->rewards, h->G * h->K, &d.rewards));
-  RKC_TRY(rk_launch_win_rate_rewards(d, 0));
+  RKC_RUN_DEV(win_rate_rewards, d);
   RKC_TRY(st.finish());
   return 0;
 }

@@ -266,12 +266,12 @@ cudaError_t lp_forward_t(const rk_logprobs_args& a, cudaStream_t s) {
   Split sp = split_for(a.N, a.V);
   if (sp.P > 1) {
     LseStats* part = nullptr;
-    cudaError_t e = cudaMallocAsync(&part, a.N * sp.P * sizeof(LseStats), s);
+    cudaError_t e = rkc::dev_alloc(reinterpret_cast<void**>(&part), a.N * sp.P * sizeof(LseStats), s);
     if (e != cudaSuccess) return e;
     lp_partial_kernel<DT, W><<<grid_cap(a.N * sp.P, 1), 512, 0, s>>>(a, sp.P, sp.chunk, part);
     lp_finish_kernel<DT, W><<<grid_cap(a.N * 32, 256), 256, 0, s>>>(a, sp.P, part);
     e = cudaGetLastError();
-    cudaFreeAsync(part, s);
+    rkc::dev_free(part, s);
     return e;
   }
   if (a.V <= 4096) lp_fwd_kernel<DT, W, 32><<<grid_cap(a.N, 8), 256, 0, s>>>(a);
@@ -352,7 +352,7 @@ cudaError_t lp_backward_t(const rk_logprobs_backward_args& a, cudaStream_t s) {
   float* scratch = nullptr;
   cudaError_t e;
   if (!lse || a.grad_entropy) {
-    e = cudaMallocAsync(&scratch, 3 * a.N * sizeof(float) + 16, s);
+    e = rkc::dev_alloc(reinterpret_cast<void**>(&scratch), 3 * a.N * sizeof(float) + 16, s);
     if (e != cudaSuccess) return e;
     rk_logprobs_args f{};
     f.logits = a.logits;
@@ -366,7 +366,7 @@ cudaError_t lp_backward_t(const rk_logprobs_backward_args& a, cudaStream_t s) {
     f.lse = scratch + a.N;
     f.entropy = a.grad_entropy ? scratch + 2 * a.N : nullptr;
     e = a.grad_entropy ? lp_forward_t<DT, true>(f, s) : lp_forward_t<DT, false>(f, s);
-    if (e != cudaSuccess) { cudaFreeAsync(scratch, s); return e; }
+    if (e != cudaSuccess) { rkc::dev_free(scratch, s); return e; }
     lse = f.lse;
   }
   size_t nv = a.V / 4 + 1;
@@ -375,7 +375,7 @@ cudaError_t lp_backward_t(const rk_logprobs_backward_args& a, cudaStream_t s) {
   if (a.grad_entropy) lp_bwd_kernel<DT, true><<<g, 256, 0, s>>>(a, lse, scratch + 2 * a.N, tiles);
   else lp_bwd_kernel<DT, false><<<g, 256, 0, s>>>(a, lse, nullptr, tiles);
   e = cudaGetLastError();
-  if (scratch) cudaFreeAsync(scratch, s);
+  if (scratch) rkc::dev_free(scratch, s);
   return e;
 }
 
@@ -531,7 +531,7 @@ cudaError_t rk_launch_vocab_kl(const rk_vocab_kl_args& a, cudaStream_t s) {
 cudaError_t rk_launch_vocab_kl_backward(const rk_vocab_kl_backward_args& a, cudaStream_t s) {
   if (!a.N || !a.V) return cudaSuccess;
   float* stats = nullptr;
-  cudaError_t e = cudaMallocAsync(&stats, 5 * a.N * sizeof(float), s);
+  cudaError_t e = rkc::dev_alloc(reinterpret_cast<void**>(&stats), 5 * a.N * sizeof(float), s);
   if (e != cudaSuccess) return e;
   e = by_dtype(a.dtype, [&](auto dt) {
     constexpr int DT = decltype(dt)::value;
@@ -541,7 +541,7 @@ cudaError_t rk_launch_vocab_kl_backward(const rk_vocab_kl_backward_args& a, cuda
     else kl_bwd_kernel<DT, false><<<g, 256, 0, s>>>(a, stats);
     return cudaGetLastError();
   });
-  cudaFreeAsync(stats, s);
+  rkc::dev_free(stats, s);
   return e;
 }
 
@@ -553,6 +553,14 @@ cudaError_t rk_launch_sequence_logprobs(const rk_sequence_logprobs_args& a, cuda
 
 // ---- host-pointer entry points of the C ABI ----------------------------------------------------
 
+// Device-pointer entry points of the C ABI (queued on the stream, no wait).
+RKC_DEV_ENTRY(logprobs, rk_logprobs_args)
+RKC_DEV_ENTRY(logprobs_backward, rk_logprobs_backward_args)
+RKC_DEV_ENTRY(vocab_kl, rk_vocab_kl_args)
+RKC_DEV_ENTRY(vocab_kl_backward, rk_vocab_kl_backward_args)
+RKC_DEV_ENTRY(sequence_logprobs, rk_sequence_logprobs_args)
+
+// Host-pointer entry points of the C ABI: stage, run the device entry point, copy back.
 extern "C" int rk_cuda_logprobs(const rk_logprobs_args* h, char* err, size_t errlen) {
   rkc::Staging st;
   rk_logprobs_args d = *h;
@@ -561,7 +569,7 @@ extern "C" int rk_cuda_logprobs(const rk_logprobs_args* h, char* err, size_t err
   RKC_TRY(st.out(h->logp, h->N, &d.logp));
   RKC_TRY(st.out(h->lse, h->N, &d.lse));
   RKC_TRY(st.out(h->entropy, h->N, &d.entropy));
-  RKC_TRY(rk_launch_logprobs(d, 0));
+  RKC_RUN_DEV(logprobs, d);
   RKC_TRY(st.finish());
   return 0;
 }
@@ -575,7 +583,7 @@ extern "C" int rk_cuda_logprobs_backward(const rk_logprobs_backward_args* h, cha
   RKC_TRY(st.in(h->grad_entropy, h->N, &d.grad_entropy));
   RKC_TRY(st.in(h->lse, h->N, &d.lse));
   RKC_TRY(st.out(h->grad_logits, h->N * h->V, &d.grad_logits));
-  RKC_TRY(rk_launch_logprobs_backward(d, 0));
+  RKC_RUN_DEV(logprobs_backward, d);
   RKC_TRY(st.finish());
   return 0;
 }
@@ -588,7 +596,7 @@ extern "C" int rk_cuda_vocab_kl(const rk_vocab_kl_args* h, char* err, size_t err
   RKC_TRY(st.in_bytes(h->ref_logits, bytes, &d.ref_logits));
   RKC_TRY(st.in(h->labels, h->N, &d.labels));
   RKC_TRY(st.out(h->kl, h->N, &d.kl));
-  RKC_TRY(rk_launch_vocab_kl(d, 0));
+  RKC_RUN_DEV(vocab_kl, d);
   RKC_TRY(st.finish());
   return 0;
 }
@@ -602,7 +610,7 @@ extern "C" int rk_cuda_vocab_kl_backward(const rk_vocab_kl_backward_args* h, cha
   RKC_TRY(st.in(h->labels, h->N, &d.labels));
   RKC_TRY(st.in(h->grad_kl, h->N, &d.grad_kl));
   RKC_TRY(st.out(h->grad_logits, h->N * h->V, &d.grad_logits));
-  RKC_TRY(rk_launch_vocab_kl_backward(d, 0));
+  RKC_RUN_DEV(vocab_kl_backward, d);
   RKC_TRY(st.finish());
   return 0;
 }
@@ -615,7 +623,7 @@ extern "C" int rk_cuda_sequence_logprobs(const rk_sequence_logprobs_args* h, cha
   RKC_TRY(st.in_bytes(h->mask, n * rkc::mask_bytes(h->mask_kind), &d.mask));
   RKC_TRY(st.out(h->sum, h->B, &d.sum));
   RKC_TRY(st.out(h->count, h->B, &d.count));
-  RKC_TRY(rk_launch_sequence_logprobs(d, 0));
+  RKC_RUN_DEV(sequence_logprobs, d);
   RKC_TRY(st.finish());
   return 0;
 }

@@ -256,7 +256,29 @@ cudaError_t rk_launch_p3o_loss(const rk_p3o_loss_args& a, cudaStream_t s) {
   return cudaGetLastError();
 }
 
-// Host-pointer entry points of the C ABI: stage, launch, copy back.
+// Device-pointer entry points of the C ABI (queued on the stream, no wait); the workspace comes
+// from the library's pool when a->workspace is NULL.
+template <class A, cudaError_t (*Launch)(const A&, cudaStream_t)>
+static int ppo_dev(const A* a, void* stream, char* err, size_t errlen) {
+  cudaStream_t s = rkc::stream_of(stream);
+  if (a->workspace) RKC_TRY(Launch(*a, s));
+  else
+    RKC_TRY(rkc::with_scratch(rk::ppo_workspace_bytes(a->B, a->T), s, [&](void* ws) {
+      A d = *a;
+      d.workspace = ws;
+      return Launch(d, s);
+    }));
+  return 0;
+}
+extern "C" int rk_cuda_ppo_policy_loss_dev(const rk_ppo_policy_loss_args* a, void* stream, char* err, size_t errlen) {
+  return ppo_dev<rk_ppo_policy_loss_args, rk_launch_ppo_policy_loss>(a, stream, err, errlen);
+}
+extern "C" int rk_cuda_value_loss_dev(const rk_value_loss_args* a, void* stream, char* err, size_t errlen) {
+  return ppo_dev<rk_value_loss_args, rk_launch_value_loss>(a, stream, err, errlen);
+}
+RKC_DEV_ENTRY(p3o_loss, rk_p3o_loss_args)
+
+// Host-pointer entry points of the C ABI: stage, run the device entry point, copy back.
 extern "C" int rk_cuda_ppo_policy_loss(const rk_ppo_policy_loss_args* h, char* err, size_t errlen) {
   rkc::Staging st;
   rk_ppo_policy_loss_args d = *h;
@@ -268,10 +290,8 @@ extern "C" int rk_cuda_ppo_policy_loss(const rk_ppo_policy_loss_args* h, char* e
   RKC_TRY(st.in_bytes(h->mask, n * rkc::mask_bytes(h->mask_kind), &d.mask));
   RKC_TRY(st.out(h->grad_logp, n, &d.grad_logp));
   RKC_TRY(st.out(h->result, 3, &d.result));
-  char* ws = nullptr;
-  RKC_TRY(st.scratch(rk::ppo_workspace_bytes(h->B, h->T), &ws));
-  d.workspace = ws;
-  RKC_TRY(rk_launch_ppo_policy_loss(d, 0));
+  d.workspace = nullptr;
+  RKC_RUN_DEV(ppo_policy_loss, d);
   RKC_TRY(st.finish());
   return 0;
 }
@@ -286,10 +306,8 @@ extern "C" int rk_cuda_value_loss(const rk_value_loss_args* h, char* err, size_t
   RKC_TRY(st.in_bytes(h->mask, n * rkc::mask_bytes(h->mask_kind), &d.mask));
   RKC_TRY(st.out(h->grad_values, n, &d.grad_values));
   RKC_TRY(st.out(h->result, 2, &d.result));
-  char* ws = nullptr;
-  RKC_TRY(st.scratch(rk::ppo_workspace_bytes(h->B, h->T), &ws));
-  d.workspace = ws;
-  RKC_TRY(rk_launch_value_loss(d, 0));
+  d.workspace = nullptr;
+  RKC_RUN_DEV(value_loss, d);
   RKC_TRY(st.finish());
   return 0;
 }
@@ -307,7 +325,7 @@ extern "C" int rk_cuda_p3o_loss(const rk_p3o_loss_args* h, char* err, size_t err
   RKC_TRY(st.out(h->grad_logp1, n, &d.grad_logp1));
   RKC_TRY(st.out(h->grad_logp2, n, &d.grad_logp2));
   RKC_TRY(st.out(h->result, 2, &d.result));
-  RKC_TRY(rk_launch_p3o_loss(d, 0));
+  RKC_RUN_DEV(p3o_loss, d);
   RKC_TRY(st.finish());
   return 0;
 }

@@ -148,6 +148,20 @@ cudaError_t rk_launch_listwise_loss(const rk_listwise_loss_args& a, cudaStream_t
   return cudaGetLastError();
 }
 
+// Device-pointer entry points of the C ABI (queued on the stream, no wait).
+RKC_DEV_ENTRY(preference_loss, rk_preference_loss_args)
+RKC_DEV_ENTRY(apo_reference, rk_apo_reference_args)
+RKC_DEV_ENTRY(fused_preference_loss, rk_fused_preference_args)
+extern "C" int rk_cuda_listwise_loss_dev(const rk_listwise_loss_args* a, void* stream, char* err, size_t errlen) {
+  if (a->K > kMaxListK) {
+    if (err && errlen) snprintf(err, errlen, "listwiseLoss: K = %zu exceeds the CUDA limit of %zu items per list", a->K, kMaxListK);
+    return 1;
+  }
+  RKC_TRY(rk_launch_listwise_loss(*a, rkc::stream_of(stream)));
+  return 0;
+}
+
+// Host-pointer entry points of the C ABI: stage, run the device entry point, copy back.
 extern "C" int rk_cuda_preference_loss(const rk_preference_loss_args* h, char* err, size_t errlen) {
   rkc::Staging st;
   rk_preference_loss_args d = *h;
@@ -171,7 +185,7 @@ extern "C" int rk_cuda_preference_loss(const rk_preference_loss_args* h, char* e
   RKC_TRY(st.out(h->margins, B, &d.margins));
   RKC_TRY(st.out(h->grad_extra, B, &d.grad_extra));
   RKC_TRY(st.out(h->scalars, 2, &d.scalars));
-  RKC_TRY(rk_launch_preference_loss(d, 0));
+  RKC_RUN_DEV(preference_loss, d);
   RKC_TRY(st.finish());
   return 0;
 }
@@ -182,16 +196,12 @@ extern "C" int rk_cuda_apo_reference(const rk_apo_reference_args* h, char* err, 
   RKC_TRY(st.in(h->current, h->n, &d.current));
   RKC_TRY(st.in(h->previous, h->n, &d.previous));
   RKC_TRY(st.out(h->reference, h->n, &d.reference));
-  RKC_TRY(rk_launch_apo_reference(d, 0));
+  RKC_RUN_DEV(apo_reference, d);
   RKC_TRY(st.finish());
   return 0;
 }
 
 extern "C" int rk_cuda_listwise_loss(const rk_listwise_loss_args* h, char* err, size_t errlen) {
-  if (h->K > kMaxListK) {
-    if (err && errlen) snprintf(err, errlen, "listwiseLoss: K = %zu exceeds the CUDA limit of %zu items per list", h->K, kMaxListK);
-    return 1;
-  }
   rkc::Staging st;
   rk_listwise_loss_args d = *h;
   size_t n = h->B * h->K;
@@ -202,7 +212,7 @@ extern "C" int rk_cuda_listwise_loss(const rk_listwise_loss_args* h, char* err, 
   RKC_TRY(st.out(h->losses, h->B, &d.losses));
   RKC_TRY(st.out(h->grad_policy, n, &d.grad_policy));
   RKC_TRY(st.out(h->scalars, 2, &d.scalars));
-  RKC_TRY(rk_launch_listwise_loss(d, 0));
+  RKC_RUN_DEV(listwise_loss, d);
   RKC_TRY(st.finish());
   return 0;
 }
@@ -269,7 +279,7 @@ cudaError_t rk_launch_fused_preference_loss(const rk_fused_preference_args& a, c
   // scratch: lab[N] (i32), logp[N], lse[N], glogp[N], seq/len/inv[R], nll/gnll[B]
   size_t floats = 3 * N + 3 * R + 2 * B;
   void* ws = nullptr;
-  cudaError_t e = cudaMallocAsync(&ws, (N + floats) * 4 + 16, s);
+  cudaError_t e = rkc::dev_alloc(reinterpret_cast<void**>(&ws), (N + floats) * 4 + 16, s);
   if (e != cudaSuccess) return e;
   int32_t* lab = static_cast<int32_t*>(ws);
   float* logp = reinterpret_cast<float*>(lab + N);
@@ -292,7 +302,7 @@ cudaError_t rk_launch_fused_preference_loss(const rk_fused_preference_args& a, c
   f.logp = logp;
   f.lse = lse;
   f.entropy = nullptr;
-  if (N && (e = rk_launch_logprobs(f, s)) != cudaSuccess) { cudaFreeAsync(ws, s); return e; }
+  if (N && (e = rk_launch_logprobs(f, s)) != cudaSuccess) { rkc::dev_free(ws, s); return e; }
   if (R) fused_seq_kernel<<<rkc::grid_for(R * 32, kBlock), kBlock, 0, s>>>(logp, lab, a.ignore_index, R, T, B, avg ? 1 : 0,
                                                                           type == RK_PREF_RPO || type == RK_PREF_ORPO, seq, len, inv, nll);
   rk_preference_loss_args p{};
@@ -319,7 +329,7 @@ cudaError_t rk_launch_fused_preference_loss(const rk_fused_preference_args& a, c
   p.margins = a.margins;
   p.grad_extra = type == RK_PREF_XPO ? a.grad_extra : gnll;
   p.scalars = a.scalars;
-  if ((e = rk_launch_preference_loss(p, s)) != cudaSuccess) { cudaFreeAsync(ws, s); return e; }
+  if ((e = rk_launch_preference_loss(p, s)) != cudaSuccess) { rkc::dev_free(ws, s); return e; }
   if (N) fused_grad_logp_kernel<<<rkc::grid_for(N, kBlock), kBlock, 0, s>>>(lab, a.ignore_index, B, T, type, a.grad_policy_chosen,
                                                                           a.grad_policy_rejected, gnll, inv, glogp);
   rk_logprobs_backward_args bw{};
@@ -334,8 +344,8 @@ cudaError_t rk_launch_fused_preference_loss(const rk_fused_preference_args& a, c
   bw.temperature = a.temperature;
   bw.ignore_index = a.ignore_index;
   bw.grad_logits = a.grad_logits;
-  if (N && (e = rk_launch_logprobs_backward(bw, s)) != cudaSuccess) { cudaFreeAsync(ws, s); return e; }
-  e = cudaFreeAsync(ws, s);
+  if (N && (e = rk_launch_logprobs_backward(bw, s)) != cudaSuccess) { rkc::dev_free(ws, s); return e; }
+  e = rkc::dev_free(ws, s);
   if (e != cudaSuccess) return e;
   return cudaGetLastError();
 }
@@ -361,7 +371,7 @@ extern "C" int rk_cuda_fused_preference_loss(const rk_fused_preference_args* h, 
   RKC_TRY(st.out(h->margins, B, &d.margins));
   RKC_TRY(st.out(h->grad_extra, B, &d.grad_extra));
   RKC_TRY(st.out(h->scalars, 2, &d.scalars));
-  RKC_TRY(rk_launch_fused_preference_loss(d, 0));
+  RKC_RUN_DEV(fused_preference_loss, d);
   RKC_TRY(st.finish());
   return 0;
 }

@@ -116,7 +116,13 @@ cudaError_t rk_launch_implicit_rewards(const rk_implicit_rewards_args& a, cudaSt
   return cudaGetLastError();
 }
 
-// Host-pointer entry points of the C ABI: stage, launch, copy back.
+// Device-pointer entry points of the C ABI (queued on the stream, no wait).
+RKC_DEV_ENTRY(kl_penalty, rk_kl_penalty_args)
+RKC_DEV_ENTRY(token_rewards, rk_token_rewards_args)
+RKC_DEV_ENTRY(rto_rewards, rk_rto_rewards_args)
+RKC_DEV_ENTRY(implicit_rewards, rk_implicit_rewards_args)
+
+// Host-pointer entry points of the C ABI: stage, run the device entry point, copy back.
 extern "C" int rk_cuda_kl_penalty(const rk_kl_penalty_args* h, char* err, size_t errlen) {
   rkc::Staging st;
   rk_kl_penalty_args d = *h;
@@ -125,7 +131,7 @@ extern "C" int rk_cuda_kl_penalty(const rk_kl_penalty_args* h, char* err, size_t
   RKC_TRY(st.in(h->ref_logp, n, &d.ref_logp));
   RKC_TRY(st.in_bytes(h->mask, n * rkc::mask_bytes(h->mask_kind), &d.mask));
   RKC_TRY(st.out(h->kl, n, &d.kl));
-  RKC_TRY(rk_launch_kl_penalty(d, 0));
+  RKC_RUN_DEV(kl_penalty, d);
   RKC_TRY(st.finish());
   return 0;
 }
@@ -139,7 +145,7 @@ extern "C" int rk_cuda_token_rewards(const rk_token_rewards_args* h, char* err, 
   RKC_TRY(st.in_bytes(h->mask, n * rkc::mask_bytes(h->mask_kind), &d.mask));
   RKC_TRY(st.in(h->scores, h->B, &d.scores));
   RKC_TRY(st.out(h->rewards, n, &d.rewards));
-  RKC_TRY(rk_launch_token_rewards(d, 0));
+  RKC_RUN_DEV(token_rewards, d);
   RKC_TRY(st.finish());
   return 0;
 }
@@ -154,7 +160,7 @@ extern "C" int rk_cuda_rto_rewards(const rk_rto_rewards_args* h, char* err, size
   RKC_TRY(st.in_bytes(h->mask, n * rkc::mask_bytes(h->mask_kind), &d.mask));
   RKC_TRY(st.in(h->scores, h->B, &d.scores));
   RKC_TRY(st.out(h->rewards, n, &d.rewards));
-  RKC_TRY(rk_launch_rto_rewards(d, 0));
+  RKC_RUN_DEV(rto_rewards, d);
   RKC_TRY(st.finish());
   return 0;
 }
@@ -167,7 +173,7 @@ extern "C" int rk_cuda_implicit_rewards(const rk_implicit_rewards_args* h, char*
   RKC_TRY(st.in(h->ref_logp, n, &d.ref_logp));
   RKC_TRY(st.in_bytes(h->mask, n * rkc::mask_bytes(h->mask_kind), &d.mask));
   RKC_TRY(st.out(h->rewards, n, &d.rewards));
-  RKC_TRY(rk_launch_implicit_rewards(d, 0));
+  RKC_RUN_DEV(implicit_rewards, d);
   RKC_TRY(st.finish());
   return 0;
 }

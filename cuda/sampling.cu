@@ -238,7 +238,18 @@ cudaError_t rk_launch_rejection_sample(const rk_rejection_sample_args& a, uint8_
   return cudaGetLastError();
 }
 
-// Host-pointer entry points of the C ABI: stage, launch, copy back.
+// Device-pointer entry points of the C ABI (queued on the stream, no wait).
+RKC_DEV_ENTRY(speculative_verify, rk_speculative_verify_args)
+RKC_DEV_ENTRY(spec_dec_stop, rk_spec_dec_stop_args)
+RKC_DEV_ENTRY(geometric_mixture, rk_geometric_mixture_args)
+
+extern "C" int rk_cuda_rejection_sample_dev(const rk_rejection_sample_args* a, void* stream, char* err, size_t errlen) {
+  cudaStream_t s = rkc::stream_of(stream);
+  RKC_TRY(rkc::with_scratch(a->G * a->K, s, [&](void* taken) { return rk_launch_rejection_sample(*a, static_cast<uint8_t*>(taken), s); }));
+  return 0;
+}
+
+// Host-pointer entry points of the C ABI: stage, run the device entry point, copy back.
 extern "C" int rk_cuda_speculative_verify(const rk_speculative_verify_args* h, char* err, size_t errlen) {
   rkc::Staging st;
   rk_speculative_verify_args d = *h;
@@ -250,7 +261,7 @@ extern "C" int rk_cuda_speculative_verify(const rk_speculative_verify_args* h, c
   RKC_TRY(st.out(h->accepted, B, &d.accepted));
   RKC_TRY(st.out(h->next_token, B, &d.next_token));
   RKC_TRY(st.out(h->status, B, &d.status));
-  RKC_TRY(rk_launch_speculative_verify(d, 0));
+  RKC_RUN_DEV(speculative_verify, d);
   RKC_TRY(st.finish());
   return 0;
 }
@@ -260,7 +271,7 @@ extern "C" int rk_cuda_spec_dec_stop(const rk_spec_dec_stop_args* h, char* err, 
   rk_spec_dec_stop_args d = *h;
   RKC_TRY(st.in(h->accept_probs, h->B * h->K, &d.accept_probs));
   RKC_TRY(st.out(h->length, h->B, &d.length));
-  RKC_TRY(rk_launch_spec_dec_stop(d, 0));
+  RKC_RUN_DEV(spec_dec_stop, d);
   RKC_TRY(st.finish());
   return 0;
 }
@@ -272,7 +283,7 @@ extern "C" int rk_cuda_geometric_mixture(const rk_geometric_mixture_args* h, cha
   RKC_TRY(st.in_bytes(h->logits, n * logits_bytes(h->logits_dtype), &d.logits));
   RKC_TRY(st.in_bytes(h->ref_logits, n * logits_bytes(h->ref_dtype), &d.ref_logits));
   RKC_TRY(st.out(h->logp, n, &d.logp));
-  RKC_TRY(rk_launch_geometric_mixture(d, 0));
+  RKC_RUN_DEV(geometric_mixture, d);
   RKC_TRY(st.finish());
   return 0;
 }
@@ -285,9 +296,7 @@ extern "C" int rk_cuda_rejection_sample(const rk_rejection_sample_args* h, char*
   RKC_TRY(st.in(h->uniforms, G * K * K, &d.uniforms));
   RKC_TRY(st.out(h->selected, G * h->num_samples, &d.selected));
   RKC_TRY(st.out(h->status, G, &d.status));
-  uint8_t* taken = nullptr;
-  RKC_TRY(st.scratch(G * K, &taken));
-  RKC_TRY(rk_launch_rejection_sample(d, taken, 0));
+  RKC_RUN_DEV(rejection_sample, d);
   RKC_TRY(st.finish());
   return 0;
 }

@@ -63,7 +63,7 @@ describe('backends()', () => {
     expect(typeof b.cuda.available).toBe('boolean');
     if (b.cpu) {
       expect(['avx512', 'avx2', 'scalar']).toContain(b.simd);
-      expect(b.addonPath).toMatch(/rlhf_kernels\.node$/);
+      expect(b.addonPath).toMatch(/(rlhf_kernels\.node|rlhf-kernels(\.[a-z0-9]+)*\.node)$/); // a build, or the prebuild after npm pack
       expect(b.threads).toBeGreaterThanOrEqual(1);
     }
     if (!b.cuda.available) expect(b.cuda.reason).toBeTruthy();

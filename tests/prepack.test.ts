@@ -526,6 +526,42 @@ describe('packedAttention', () => {
         }
     });
 
+    it(`[${backend}] f16/bf16 with Dh 64 and 128 (cuda: the tensor-core kernels) equal the js reference: one long segment with large logits; NaN/±Inf in masked keys never read, in visible keys propagated`, () => {
+      const r = rng(74);
+      const H = 2, Hkv = 1;
+      for (const dt of ['f16', 'bf16'] as const)
+        for (const Dh of [64, 128])
+          for (const layout of ['long', 'non-finite'] as const) {
+            const L = layout === 'long' ? 300 : 150;
+            // long: one segment (the tiles every row sees whole), 10 padding rows at the end;
+            // non-finite: segments 1 (rows 0–59) and 2 (60–139), padding after
+            const segArr = Array.from({ length: L }, (_, i) => (layout === 'long' ? (i < 290 ? 7 : 0) : i < 60 ? 1 : i < 140 ? 2 : 0));
+            const amp = layout === 'long' ? 2 : 1;
+            const q = Float64Array.from({ length: L * H * Dh }, () => amp * r.normal());
+            const k = Float64Array.from({ length: L * Hkv * Dh }, () => amp * r.normal());
+            const v = Float64Array.from(r.uniform(L * Hkv * Dh, -1, 1));
+            if (layout === 'non-finite') {
+              for (let d = 0; d < Dh; d++) {
+                v[100 * Dh + d] = Infinity; // segment 2: seen by rows ≥ 100 only
+                k[145 * Dh + d] = NaN; // padding keys and a padding query row
+                v[146 * Dh + d] = NaN;
+                q[(147 * H + 1) * Dh + d] = NaN;
+              }
+              v[30 * Dh + 5] = NaN; // segment 1: rows ≥ 30, column 5
+              v[70 * Dh + 3] = -Infinity; // segment 2: rows ≥ 70, column 3 (NaN with the +Inf from row 100)
+            }
+            const inputs = {
+              q: qkvTensor(q, [1, L, H, Dh], dt), k: qkvTensor(k, [1, L, Hkv, Dh], dt), v: qkvTensor(v, [1, L, Hkv, Dh], dt),
+              segmentIds: i32(segArr, [1, L]),
+            };
+            const want = rk.packedAttention(inputs, { backend: 'js' }).out.data;
+            const got = rk.packedAttention(inputs, { backend, out: { out: poisoned([1, L, H, Dh], 1e30) } }).out.data;
+            // P rounded to 16 bits (f16: 2^-11; bf16 hi + lo): ≤ 2^-11·max|v| ≤ 2e-3·(1 + max|v|)
+            expectClose(got, want, `${backend} ${dt} Dh${Dh} ${layout}`, { scale: 1, tol: 2e-3 });
+            if (layout === 'non-finite') expect(Array.from(want).filter(Number.isNaN).length).toBe(140);
+          }
+    });
+
     it(`[${backend}] skips key tiles outside the segments: packed does far fewer tiles than one long causal segment`, () => {
       const P = 1, L = 1024, H = 2, Hkv = 2, Dh = 8;
       const q = rk.tensor(new Float32Array(P * L * H * Dh), [P, L, H, Dh]);

@@ -5,6 +5,9 @@
 export * from './tensor.js';
 export type { CommonOptions } from './validate.js';
 export { backends, setSimd, setThreads, addonPath, nativeLoadError, type Backend, type BackendsInfo } from './native.js';
+// device tensors (cuda.upload, the emulated device), async calls (op.async), the call driver
+export { cuda, DeviceTensor, DeviceScalar, CudaStream, hostTensor, type DeviceId, type MemoryStats } from './device.js';
+export { setAsyncInlineBytes, defineOp, type Op, type OnDevice, type DeviceInputs } from './async.js';
 export * from './ops/logprobs.js'; // §1 token log-probs
 export * from './ops/rewards.js'; // §2 KL penalties and token-wise rewards
 export * from './ops/advantages.js'; // §3 advantages

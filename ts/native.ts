@@ -1,9 +1,12 @@
 /**
  * Loading the native addon (explicit path list) and choosing a backend (SPEC §0).
  *
- * Paths tried, in order: `build-cuda/Release/rlhf_kernels.node` (cmake-js, CPU+CUDA), then
- * `build/Release/rlhf_kernels.node` (node-gyp, CPU); `RLHF_KERNELS_ADDON` (env) replaces the list. If none loads, every
- * op runs on the `js` backend and one warning says why.
+ * Paths tried, in order: `build-cuda/Release/rlhf_kernels.node` (cmake-js, CPU+CUDA: a user's own
+ * CUDA build wins), `build/Release/rlhf_kernels.node` (node-gyp, CPU: built from source here), then
+ * the prebuild shipped in the package, `prebuilds/<platform>-<arch>/rlhf-kernels[.<libc>].node`
+ * (prebuildify, N-API 8), chosen by node-gyp-build's matching rules (platform, arch, libc), the
+ * same rules its install-time check used. `RLHF_KERNELS_ADDON` (env) replaces the list. If none
+ * loads, every op runs on the `js` backend and one warning says why.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -26,6 +29,24 @@ export interface NativeCore {
 }
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const req = createRequire(import.meta.url);
+
+/**
+ * The prebuild in `prebuilds/` that node-gyp-build picks for this platform, arch and libc, or
+ * null (none shipped or none matches). node-gyp-build's resolver looks at `build/Release` first;
+ * that path is already in our list, so only an answer under `prebuilds/` is taken from it.
+ */
+function prebuildPath(): string | null {
+  const dir = join(root, 'prebuilds');
+  if (!existsSync(dir)) return null;
+  try {
+    const p = (req('node-gyp-build') as { path(dir: string): string }).path(root);
+    return p.startsWith(dir) ? p : null;
+  } catch {
+    return null; // "No native build was found for platform=... arch=... libc=..."
+  }
+}
+
 // RLHF_KERNELS_ADDON, when set, is the only path tried (an explicit choice must not silently
 // load another build).
 const candidates = process.env.RLHF_KERNELS_ADDON
@@ -35,9 +56,10 @@ const candidates = process.env.RLHF_KERNELS_ADDON
 function load(): { addon: NativeCore | null; path: string | null; error: string | null } {
   if (process.env.RLHF_KERNELS_NO_NATIVE === '1')
     return { addon: null, path: null, error: 'disabled by RLHF_KERNELS_NO_NATIVE=1' };
-  const req = createRequire(import.meta.url);
+  const prebuild = process.env.RLHF_KERNELS_ADDON ? null : prebuildPath();
+  const tried = prebuild ? [...candidates, prebuild] : candidates;
   const errors: string[] = [];
-  for (const p of candidates) {
+  for (const p of tried) {
     if (!existsSync(p)) continue;
     try {
       return { addon: req(p) as NativeCore, path: p, error: null };
@@ -50,7 +72,11 @@ function load(): { addon: NativeCore | null; path: string | null; error: string 
     path: null,
     error: errors.length
       ? `failed to load: ${errors.join('; ')}`
-      : `not built (tried ${candidates.join(', ')}); build it with: npm run build:gyp`,
+      : process.env.RLHF_KERNELS_ADDON
+        ? `not found: RLHF_KERNELS_ADDON=${candidates[0]} does not exist`
+        : `not built (tried ${tried.join(', ')}, and no prebuild in ${join(root, 'prebuilds')} matches ` +
+        `${process.platform}-${process.arch}); build it from source with: npm run build:gyp ` +
+        `(in ${root}; needs a C++17 compiler, make and python3)`,
   };
 }
 

@@ -4,6 +4,8 @@
  * `f16` and `bf16` data are raw 16-bit patterns in a `Uint16Array`. onnxruntime-style objects
  * `{ data, dims, type }` are accepted wherever a tensor is.
  */
+import type { DeviceTensor } from './device.js';
+
 export type DType = 'f32' | 'f64' | 'f16' | 'bf16' | 'i32' | 'u8';
 
 export interface ArrayOf {
@@ -29,7 +31,10 @@ export interface OrtLikeTensor {
   type: string;
 }
 
+/** A host tensor, ours or onnxruntime-style. */
 export type TensorLike = Tensor | OrtLikeTensor;
+/** What op inputs and `options.out` accept: host tensors, or device tensors (all of a call on one device). */
+export type AnyTensor = TensorLike | DeviceTensor;
 
 const CTOR: { [D in DType]: new (n: number) => ArrayOf[D] } = {
   f32: Float32Array,

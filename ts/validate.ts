@@ -4,14 +4,23 @@
  * of range or a non-finite / out-of-range hyper-parameter is a RangeError. Messages start with the
  * op and name the argument.
  */
-import { resolveBackend, type ResolvedBackend } from './native.js';
-import { numel, toTensor, type DType, type Tensor } from './tensor.js';
+import { callTemp, inAsyncStep, noteBackend } from './async.js';
+import { cuda, DeviceTensor, deviceEmpty, deviceScalars, deviceToF32, deviceWrite, hostTensor, type CudaStream } from './device.js';
+import { native, resolveBackend, type ResolvedBackend } from './native.js';
+import { numel, readFloat, tensor, toTensor, type ArrayOf, type DType, type Tensor, type TypedArray } from './tensor.js';
 
 /** Options every op takes (SPEC §0 "Common options"). */
 export interface CommonOptions {
-  /** 'auto' (default): the native CPU backend when loaded, else 'js' */
+  /** 'auto' (default): CUDA for device tensors, else the native CPU backend when loaded, else 'js' */
   backend?: 'auto' | 'cpu' | 'cuda' | 'js';
+  /** device tensors: the CUDA stream to run on (default: the device's own stream) */
+  stream?: CudaStream;
 }
+
+/** Outputs of an `.async` call at least this large are allocated in addon-owned memory, which
+ * the worker writes in place (smaller ones are written through a copy). */
+const OWNED_OUTPUT_BYTES = 64 * 1024;
+const ELEM_BYTES: Record<DType, number> = { f32: 4, f64: 8, f16: 2, bf16: 2, i32: 4, u8: 1 };
 
 export const FLOAT: readonly DType[] = ['f32', 'f64'];
 export const LOGITS: readonly DType[] = ['f32', 'f64', 'f16', 'bf16'];
@@ -54,6 +63,9 @@ export class OpArgs {
   readonly options: Record<string, unknown>;
   /** out buffers taken from options.out so far (for the aliasing check) */
   private readonly given: [string, ArrayBufferView][] = [];
+  /** Device of the device-tensor inputs (−1: emulated), undefined while every input is on the host. */
+  device: number | undefined = undefined;
+  private host = false;
 
   constructor(op: string, inputs: unknown, options: unknown) {
     this.op = op;
@@ -82,11 +94,17 @@ export class OpArgs {
       this.typeError(`missing input '${name}'`);
     }
     let t: Tensor;
-    try {
-      t = toTensor(v, name);
-    } catch (e) {
-      const E = e instanceof RangeError ? RangeError : TypeError;
-      throw new E(`${this.op}: input ${(e as Error).message}`);
+    if (v instanceof DeviceTensor) {
+      this.noteDevice(v, `input '${name}'`);
+      t = v as unknown as Tensor; // .data is the native handle: read values with values()
+    } else {
+      try {
+        t = toTensor(v, name);
+      } catch (e) {
+        const E = e instanceof RangeError ? RangeError : TypeError;
+        throw new E(`${this.op}: input ${(e as Error).message}`);
+      }
+      this.noteHost(`input '${name}'`);
     }
     if (!dtypes.includes(t.dtype))
       this.typeError(`input '${name}' must have dtype ${dtypes.map((d) => `'${d}'`).join(' or ')}, got '${t.dtype}'`);
@@ -159,8 +177,78 @@ export class OpArgs {
     return v as S;
   }
 
+  /** A device tensor joins the call: all device tensors of a call live on one device. */
+  private noteDevice(t: DeviceTensor, what: string): void {
+    if (t.disposed) this.typeError(`${what} is a disposed device tensor`);
+    if (this.host) this.typeError(`${what} is a device tensor but other tensors of the call are host tensors (mixing host and device tensors is not allowed)`);
+    if (this.device === undefined) this.device = t.device;
+    else if (this.device !== t.device) this.typeError(`${what} is on device ${t.device}, other inputs on device ${this.device}`);
+  }
+  private noteHost(what: string): void {
+    if (this.device !== undefined) this.typeError(`${what} is a host tensor but other tensors of the call are device tensors (mixing host and device tensors is not allowed)`);
+    this.host = true;
+  }
+
+  /** Device inputs run on 'cuda' (their device); else options.backend as resolved by native.ts. */
   backend(): ResolvedBackend {
-    return resolveBackend(this.options.backend, this.op);
+    if (this.device !== undefined) {
+      const b = this.options.backend;
+      if (b !== undefined && typeof b !== 'string') this.typeError('options.backend must be a string');
+      if (b !== undefined && b !== 'auto' && b !== 'cuda')
+        this.typeError(`the inputs are device tensors: options.backend must be 'auto' or 'cuda', got '${String(b)}'`);
+      noteBackend('cuda');
+      return 'cuda';
+    }
+    const b = resolveBackend(this.options.backend, this.op);
+    noteBackend(b);
+    return b;
+  }
+
+  /** The values of an input for host-side checks: the host data, or a copy read back from the device. */
+  values<D extends DType>(t: Tensor<D>): Tensor<D>['data'] {
+    return t instanceof DeviceTensor ? (t.toHost() as Tensor<D>).data : t.data;
+  }
+
+  /**
+   * An output computed on the host whatever the inputs (host bookkeeping ops: packSequences,
+   * prepack): a host tensor, which deliver() uploads for device inputs.
+   */
+  hostOut<D extends DType>(name: string, dtype: D, shape: readonly number[]): Tensor<D> {
+    if (this.device === undefined) return this.out(name, dtype, shape);
+    return { data: new ({ f32: Float32Array, f64: Float64Array, f16: Uint16Array, bf16: Uint16Array, i32: Int32Array, u8: Uint8Array }[dtype])(numel(shape)), shape: Object.freeze([...shape]), dtype } as unknown as Tensor<D>;
+  }
+  /** The result of a host bookkeeping op: for device inputs, its hostOut tensors on the device
+   * (written into options.out device tensors when given). */
+  deliver<R extends object>(res: R): R {
+    if (this.device === undefined) return res;
+    const r = { ...res } as Record<string, unknown>;
+    for (const [k, v] of Object.entries(r)) {
+      if (v === undefined || v instanceof DeviceTensor) continue;
+      const h = v as Tensor;
+      const d = this.out(k, h.dtype, h.shape) as unknown as DeviceTensor;
+      deviceWrite(d, h.data);
+      r[k] = d;
+    }
+    return r as R;
+  }
+
+  /** A host array on the call's device, for the call only (freed after it). */
+  upload<D extends DType>(data: TypedArray, shape: readonly number[], dtype?: D): Tensor<D> {
+    const t = tensor(data as ArrayOf[D], shape, dtype);
+    return callTemp(cuda.upload(t, { device: this.device })) as unknown as Tensor<D>;
+  }
+
+  /**
+   * Scalar results (loss, accuracy, ...) written by the native call: a Float64Array, or for
+   * device inputs an f64 device buffer whose elements are returned as DeviceScalars.
+   */
+  scalars(n: number): { data: Float64Array; get(i: number): number } {
+    if (this.device === undefined) {
+      const data = new Float64Array(n);
+      return { data, get: (i) => data[i] };
+    }
+    const s = deviceScalars(this.device, n);
+    return { data: s.buffer as unknown as Float64Array, get: (i) => s.scalar(i) as unknown as number };
   }
 
   /**
@@ -172,7 +260,17 @@ export class OpArgs {
     if (outs !== undefined && outs !== null) {
       if (typeof outs !== 'object') this.typeError(`options.out must be an object of tensors`);
       const o = (outs as Record<string, unknown>)[name];
+      if (o instanceof DeviceTensor) {
+        if (this.device === undefined) this.typeError(`out.${name} is a device tensor but the inputs are host tensors`);
+        if (o.device !== this.device) this.typeError(`out.${name} is on device ${o.device}, the inputs on device ${this.device}`);
+        if (o.disposed) this.typeError(`out.${name} is a disposed device tensor`);
+        if (o.dtype !== dtype) this.typeError(`out.${name} must have dtype '${dtype}', got '${o.dtype}'`);
+        if (o.shape.length !== shape.length || o.shape.some((d, i) => d !== shape[i]))
+          this.rangeError(`out.${name} must have shape ${shapeStr(shape)}, got ${shapeStr(o.shape)}`);
+        return o as unknown as Tensor<D>;
+      }
       if (o !== undefined && o !== null) {
+        if (this.device !== undefined) this.typeError(`out.${name} is a host tensor but the inputs are device tensors`);
         let t: Tensor;
         try {
           t = toTensor(o, `out.${name}`);
@@ -193,14 +291,19 @@ export class OpArgs {
         return t as Tensor<D>;
       }
     }
+    if (this.device !== undefined) return deviceEmpty(this.device, shape, dtype) as unknown as Tensor<D>;
+    if (native && inAsyncStep() && numel(shape) * ELEM_BYTES[dtype] >= OWNED_OUTPUT_BYTES) return hostTensor(shape, dtype);
     const Ctor = { f32: Float32Array, f64: Float64Array, f16: Uint16Array, bf16: Uint16Array, i32: Int32Array, u8: Uint8Array }[dtype];
     return { data: new Ctor(numel(shape)), shape: Object.freeze([...shape]), dtype } as unknown as Tensor<D>;
   }
 }
 
-/** Float data for a native call: f32 as is, f64 rounded to f32 once (SPEC §0). */
+
+/** Float data for a native call: f32 as is, f64 rounded to f32 once (SPEC §0); on a device the
+ * rounding runs there, into a temporary freed after the call. */
 export function f32Data(t: Tensor): Float32Array {
   if (t.dtype === 'f32') return t.data as Float32Array;
+  if (t instanceof DeviceTensor) return callTemp(deviceToF32(t)).data as unknown as Float32Array;
   return Float32Array.from(t.data as Float64Array);
 }
 /** Optional variant. */
@@ -217,6 +320,15 @@ export function logitsData(t: Tensor): { data: Float32Array | Uint16Array; code:
   if (t.dtype === 'bf16') return { data: t.data as Uint16Array, code: 2 };
   return { data: f32Data(t), code: 0 };
 }
+
+/** A float tensor (f32/f64/f16/bf16) widened to f32 for a native call: on the device for device
+ * tensors (a temporary freed after the call). */
+export function widenF32(t: Tensor): Float32Array {
+  if (t instanceof DeviceTensor) return t.dtype === 'f32' ? (t.data as unknown as Float32Array) : (callTemp(deviceToF32(t)).data as unknown as Float32Array);
+  return t.dtype === 'f32' ? (t.data as Float32Array) : Float32Array.from(readFloat(t));
+}
+
+export type { TypedArray };
 
 /** Counted-ness of element i of a mask (undefined mask: everything counts). Reference backend helper. */
 export function counts(mask: Tensor | undefined, i: number): boolean {

@@ -8,8 +8,9 @@
 #include <cstring>
 #include <vector>
 
+#include "../../src/include/rk_prepack.h"  // (before common.cuh, which uses rk_common.h's names)
+#include "../../cuda/common.cuh"
 #include "../../cuda/prepack.cuh"
-#include "../../src/include/rk_prepack.h"
 #include "gpu_bench.cuh"
 
 namespace {
@@ -97,7 +98,143 @@ struct Attn {
   }
 };
 
+// packedAttention through one explicit kernel (rk_launch_packed_attention_with) on host arrays,
+// with its key-tile counts; returns the CUDA status.
+cudaError_t attention_with(const rk_packed_attention_args& h, int kernel, uint64_t counts[2]) {
+  rkc::Staging st;
+  rk_packed_attention_args d = h;
+  const size_t es = h.dtype == RK_DT_F32 ? 4 : 2;
+  const size_t nq = h.P * h.L * h.H * h.Dh, nk = h.P * h.L * h.Hkv * h.Dh;
+  cudaError_t e;
+  uint64_t* dc = nullptr;
+  if ((e = st.in_bytes(h.q, nq * es, &d.q)) || (e = st.in_bytes(h.k, nk * es, &d.k)) || (e = st.in_bytes(h.v, nk * es, &d.v)) ||
+      (e = st.in(h.segment_ids, h.P * h.L, &d.segment_ids)) || (e = st.out(h.out, nq, &d.out)) || (e = st.out(counts, 2, &dc)) ||
+      (e = cudaMemset(dc, 0, 2 * sizeof(uint64_t))))
+    return e;
+  d.tiles_computed = dc;
+  d.tiles_skipped = dc + 1;
+  if ((e = rk_launch_packed_attention_with(d, 0, kernel))) return e;
+  return st.finish();
+}
+
+// Key-tile counts of a kernel with BM-row query tiles and 64-key tiles, from the definition: per
+// query tile and head, tiles before the first key its segments can see and tiles holding no key of
+// its segments are skipped, the others computed; all-padding query tiles count nothing.
+void expected_tiles(const int32_t* seg, size_t P, size_t L, size_t H, size_t BM, uint64_t counts[2]) {
+  counts[0] = counts[1] = 0;
+  for (size_t p = 0; p < P; ++p)
+    for (size_t i0 = 0; i0 < L; i0 += BM) {
+      const size_t i1 = std::min(L, i0 + BM);
+      std::vector<int32_t> segs;
+      for (size_t i = i0; i < i1; ++i)
+        if (seg[p * L + i] && std::find(segs.begin(), segs.end(), seg[p * L + i]) == segs.end()) segs.push_back(seg[p * L + i]);
+      if (segs.empty()) continue;
+      auto in = [&](int32_t x) { return std::find(segs.begin(), segs.end(), x) != segs.end(); };
+      size_t lo = i0;
+      for (size_t j = 0; j < i0; ++j)
+        if (in(seg[p * L + j])) { lo = j; break; }
+      counts[1] += lo / 64 * H;
+      for (size_t kt = lo / 64; kt <= (i1 - 1) / 64; ++kt) {
+        bool any = false;
+        for (size_t j = kt * 64; j < std::min(L, kt * 64 + 64); ++j) any = any || in(seg[p * L + j]);
+        counts[any ? 0 : 1] += H;
+      }
+    }
+}
+
+struct AttnKernel {
+  int id;
+  const char* name;
+  size_t rows(size_t Dh) const { return id == RK_ATTN_WMMA || id == RK_ATTN_FA2_M64 || Dh == 128 ? 64 : 128; }
+};
+const AttnKernel kAttnKernels[] = {{RK_ATTN_FA2, "fa2"}, {RK_ATTN_FA2_M64, "fa2-64"}, {RK_ATTN_WMMA, "wmma"}};
+
 }  // namespace
+
+// The tensor-core packedAttention kernels (FA2 with 128 and 64 query rows, WMMA) against the CPU
+// kernel on f16/bf16, Dh 64/128: prepack-style runs with padding, arbitrary ids (negative ones
+// too), one long segment, a segment resuming after another (skipped key tiles inside the range),
+// large logits, negative scale, and NaN/±Inf in masked and visible keys (NaN must match NaN).
+// Also the key-tile counts against a direct count for each kernel's query tile.
+static void check_attention_kernels(rkg::Reporter& r) {
+  rkg::Rand g(62);
+  struct Case { const char* name; size_t P, L, H, Hkv; std::vector<int32_t> seg; float amp, scale; bool nonfinite; };
+  std::vector<Case> cases;
+  {
+    Case c{"runs", 3, 300, 4, 2, {}, 2, 0, false};
+    for (size_t p = 0; p < c.P; ++p) {
+      size_t i = 0;
+      for (int32_t id = 1; i < c.L; ++id) {
+        const size_t len = 1 + g.next() % 90;
+        const bool pad = g.uniform(0, 1) < 0.15f;
+        for (size_t t = 0; t < len && i < c.L; ++t, ++i) c.seg.push_back(pad ? 0 : id);
+      }
+    }
+    cases.push_back(c);
+  }
+  {
+    Case c{"ids -1..2", 2, 150, 3, 1, {}, 2, 0, false};
+    for (size_t i = 0; i < c.P * c.L; ++i) c.seg.push_back((int32_t)(g.next() % 4) - 1);
+    cases.push_back(c);
+  }
+  cases.push_back({"one segment, amp 4", 1, 1000, 8, 2, std::vector<int32_t>(1000, 5), 4, 0, false});
+  {
+    Case c{"gaps, lead pad, scale -0.2", 1, 330, 2, 1, {}, 2, -0.2f, false};
+    for (size_t i = 0; i < c.L; ++i) c.seg.push_back(i < 70 ? 0 : i < 80 ? 1 : i < 270 ? 2 : i < 300 ? 1 : 3);
+    cases.push_back(c);
+  }
+  {
+    Case c{"non-finite", 1, 150, 2, 1, {}, 2, 0, true};
+    for (size_t i = 0; i < c.L; ++i) c.seg.push_back(i < 60 ? 1 : i < 140 ? 2 : 0);
+    cases.push_back(c);
+  }
+  for (const Case& c : cases)
+    for (size_t Dh : {64, 128})
+      for (int dt : {RK_DT_F16, RK_DT_BF16}) {
+        const size_t nq = c.P * c.L * c.H * Dh, nk = c.P * c.L * c.Hkv * Dh;
+        auto enc = [&](float x) {
+          uint32_t u;
+          memcpy(&u, &x, 4);
+          return dt == RK_DT_BF16 ? (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16) : __half_as_ushort(__float2half_rn(x));
+        };
+        std::vector<uint16_t> q(nq), k(nk), v(nk);
+        for (auto& x : q) x = enc(g.uniform(-c.amp, c.amp));
+        for (auto& x : k) x = enc(g.uniform(-c.amp, c.amp));
+        for (auto& x : v) x = enc(g.uniform(-1, 1));
+        if (c.nonfinite) {  // kv head 0 (Hkv = 1); rows/keys as in tests/cuda-emu/prepack_emu.cc
+          const uint16_t inf = dt == RK_DT_BF16 ? 0x7f80 : 0x7c00, nan = dt == RK_DT_BF16 ? 0x7fc0 : 0x7e00;
+          for (size_t d = 0; d < Dh; ++d) {
+            v[100 * Dh + d] = inf;  // segment 2: seen by rows ≥ 100 only
+            k[145 * Dh + d] = nan;  // padding keys
+            v[146 * Dh + d] = nan;
+            q[(147 * c.H + 1) * Dh + d] = nan;  // a padding row
+          }
+          v[30 * Dh + 5] = nan;                       // segment 1: rows ≥ 30, column 5
+          v[70 * Dh + 3] = (uint16_t)(inf | 0x8000);  // segment 2: −Inf, rows ≥ 70, column 3
+        }
+        rk_packed_attention_args a{};
+        a.q = q.data(); a.k = k.data(); a.v = v.data(); a.dtype = dt; a.segment_ids = c.seg.data();
+        a.P = c.P; a.L = c.L; a.H = c.H; a.Hkv = c.Hkv; a.Dh = Dh;
+        a.scale = c.scale != 0 ? c.scale : 1.0f / std::sqrt((float)Dh);
+        std::vector<float> want(nq);
+        a.out = want.data();
+        rk_cpu_packed_attention(&a);
+        for (const AttnKernel& ker : kAttnKernels) {
+          std::vector<float> got(nq, 1e30f);  // every element must be written
+          a.out = got.data();
+          uint64_t counts[2] = {0, 0}, expect[2];
+          const cudaError_t e = attention_with(a, ker.id, counts);
+          const std::string what = std::string("prepack/packedAttention (") + ker.name + ") " + (dt == RK_DT_F16 ? "f16" : "bf16") +
+                                   " Dh" + std::to_string(Dh) + " " + c.name;
+          r.check.status(what.c_str(), e != cudaSuccess, cudaGetErrorString(e));
+          if (e != cudaSuccess) { cudaGetLastError(); continue; }
+          r.check.close(what.c_str(), got.data(), want.data(), nq, 2e-3);
+          expected_tiles(c.seg.data(), c.P, c.L, c.H, ker.rows(Dh), expect);
+          const int32_t gc[2] = {(int32_t)counts[0], (int32_t)counts[1]}, ec[2] = {(int32_t)expect[0], (int32_t)expect[1]};
+          r.check.equal_i32((what + " tiles").c_str(), gc, ec, 2);
+        }
+      }
+}
 
 // CUDA entry points (host pointers) against the CPU kernels on random inputs.
 static void check_prepack(rkg::Reporter& r) {
@@ -171,6 +308,15 @@ static void check_prepack(rkg::Reporter& r) {
                              std::to_string(sh.Hkv) + " Dh" + std::to_string(sh.Dh) + tag;
           // f16/bf16 on tensor cores round P to 16 bits (bf16: hi + lo): 2e-3 relative
           r.check.close(what.c_str(), o2.data(), o1.data(), nq, dt == RK_DT_F32 ? 2e-5 : 2e-3);
+          if (dt != RK_DT_F32 && (sh.Dh == 64 || sh.Dh == 128))  // the default is fa2: the others too
+            for (const AttnKernel& ker : kAttnKernels) {
+              if (ker.id == RK_ATTN_FA2) continue;
+              uint64_t counts[2];
+              std::fill(o2.begin(), o2.end(), 1e30f);
+              const cudaError_t e = attention_with(a, ker.id, counts);
+              r.check.status("packedAttention", e != cudaSuccess, cudaGetErrorString(e));
+              r.check.close((what + " (" + ker.name + ")").c_str(), o2.data(), o1.data(), nq, 2e-3);
+            }
         }
       }
     }
@@ -200,6 +346,7 @@ static void check_prepack(rkg::Reporter& r) {
 
 void gpu_bench_prepack(rkg::Reporter& r) {
   check_prepack(r);
+  check_attention_kernels(r);
   const size_t H = 8, Hkv = 2, Dh = 64;
   for (int which = 0; which < 2; ++which) {
     std::vector<int32_t> len = which == 0 ? heavy_tailed(64) : near_uniform(64);
@@ -217,16 +364,22 @@ void gpu_bench_prepack(rkg::Reporter& r) {
       const auto& s = lay == 0 ? padded : packed;
       RKG_CHECK(cudaMemcpy(A.seg.p, s.data(), s.size() * 4, cudaMemcpyHostToDevice));
       rk_packed_attention_args a = A.args(RK_DT_F16);
-      double t = r.time([&] { rk_launch_packed_attention(a, 0); });
-      if (lay == 0) tPad = t;
       const double bytes = rows * L * (H * Dh * 2.0 + 2 * Hkv * Dh * 2.0 + H * Dh * 4.0);
       std::string size = std::string(name) + " " + std::to_string(rows) + "x" + std::to_string(L);
-      // FLOPs reported: the useful (causal-within-prompt) work, so the TFLOP/s compare directly
-      r.add("prepack", lay == 0 ? "packedAttention f16 padded" : "packedAttention f16 prepacked", size, t, bytes, useful);
-      if (lay == 1) printf("  %s: prepacked %.2fx faster than padded (%zu packs vs %zu rows)\n", name, tPad / t, P, len.size());
+      double tk[3] = {0, 0, 0};
+      for (int ki = 0; ki < 3; ++ki) {  // FA2 (128-row tiles at Dh 64), FA2 with 64-row tiles, WMMA
+        const AttnKernel& ker = kAttnKernels[ki];
+        tk[ki] = r.time([&] { rk_launch_packed_attention_with(a, 0, ker.id); });
+        // FLOPs reported: the useful (causal-within-prompt) work, so the TFLOP/s compare directly
+        const std::string op = std::string(lay == 0 ? "packedAttention f16 padded" : "packedAttention f16 prepacked") + " (" + ker.name + ")";
+        r.add("prepack", op.c_str(), size, tk[ki], bytes, useful);
+      }
+      printf("  %s %s: fa2 %.2fx, fa2-64 %.2fx the speed of wmma\n", name, lay == 0 ? "padded" : "prepacked", tk[2] / tk[0], tk[2] / tk[1]);
+      if (lay == 0) tPad = tk[0];
+      if (lay == 1) printf("  %s: prepacked %.2fx faster than padded (fa2; %zu packs vs %zu rows)\n", name, tPad / tk[0], P, len.size());
     }
   }
-  // Long segments: one causal segment per pack, f16 and bf16 (tensor cores) and f32 (SIMT).
+  // Long segments: one causal segment per pack, f16 and bf16, each tensor-core kernel.
   for (size_t Dh2 : {64, 128}) {
     const size_t P = 4, L = r.quick ? 4096 : 8192, H2 = 16, Hkv2 = 16;
     Attn A(P, L, H2, Hkv2, Dh2);
@@ -235,10 +388,18 @@ void gpu_bench_prepack(rkg::Reporter& r) {
     const double flops = 4.0 * Dh2 * H2 * P * (0.5 * L * (L + 1.0));
     const double bytes = P * L * (H2 * Dh2 * 2.0 * 3 + H2 * Dh2 * 4.0);
     std::string size = std::to_string(P) + "x" + std::to_string(L) + " H16 Dh" + std::to_string(Dh2);
-    rk_packed_attention_args a = A.args(RK_DT_F16);
-    r.add("prepack", "packedAttention f16 long", size, r.time([&] { rk_launch_packed_attention(a, 0); }, 5), bytes, flops);
-    a.dtype = RK_DT_BF16;
-    r.add("prepack", "packedAttention bf16 long", size, r.time([&] { rk_launch_packed_attention(a, 0); }, 5), bytes, flops);
+    for (int dt : {RK_DT_F16, RK_DT_BF16}) {
+      rk_packed_attention_args a = A.args(dt);
+      double tk[3] = {0, 0, 0};
+      for (int ki = 0; ki < 3; ++ki) {  // FA2 (default tile), FA2 with 64-row tiles (Dh 64 only), WMMA
+        const AttnKernel& ker = kAttnKernels[ki];
+        if (ker.id == RK_ATTN_FA2_M64 && Dh2 != 64) continue;
+        tk[ki] = r.time([&] { rk_launch_packed_attention_with(a, 0, ker.id); }, 5);
+        const std::string op = std::string(dt == RK_DT_F16 ? "packedAttention f16 long" : "packedAttention bf16 long") + " (" + ker.name + ")";
+        r.add("prepack", op.c_str(), size, tk[ki], bytes, flops);
+      }
+      printf("  long %s Dh%zu: fa2 %.2fx the speed of wmma\n", dt == RK_DT_F16 ? "f16" : "bf16", Dh2, tk[2] / tk[0]);
+    }
   }
   // attentionMask (bool) and unpack on a prepacked heavy-tailed batch of 1024 prompts.
   {

@@ -16,6 +16,9 @@ fi
 rm -rf .devnode && mkdir -p .devnode
 xz -T0 -6 -c build-cuda/Release/rlhf_kernels.node > .devnode/rlhf_kernels.node.xz
 xz -T0 -6 -c build-cuda/rk_gpu_bench > .devnode/rk_gpu_bench.xz
+gcc -std=c99 -Wall -Wextra -Werror -O2 -Isrc/include tests/c_abi/c_abi_test.c -Lbuild-cuda/Release -lrlhf_kernels -lm \
+  -o /tmp/rk-c_abi_test && xz -T0 -6 -c /tmp/rk-c_abi_test > .devnode/c_abi_test.xz
+xz -T0 -6 -c build-cuda/Release/librlhf_kernels.so > .devnode/librlhf_kernels.so.xz
 [ -f .devnode-cache/node.xz ] && cmp -s .devnode-cache/node.version <(node --version) || {
   mkdir -p .devnode-cache; xz -T0 -6 -c "$(command -v node)" > .devnode-cache/node.xz; node --version > .devnode-cache/node.version; }
 cp .devnode-cache/node.xz .devnode/node.xz

@@ -8,8 +8,9 @@
 #   3. when .devnode/ carries Node, node_modules and the CPU+CUDA addon: runs the whole vitest suite
 #      with the cuda backend available (every test that loops over backends includes cuda, and the
 #      conformance vectors run on cuda);
-#   4. times the PyTorch eager baselines (same shapes);
-#   5. prints a short table.
+#   4. runs the C ABI test program (tests/c_abi, C99) against the CUDA library;
+#   5. times the PyTorch eager baselines (same shapes);
+#   6. prints a short table.
 # Results and logs go to $OUT (device tool) or bench/results/.
 #   bash bench/gpu/run.sh [--quick] [--no-torch] [--no-vitest] [--no-bench]
 set -uo pipefail
@@ -41,6 +42,8 @@ if [ -d .devnode ]; then
   mkdir -p "$tools/bin"
   xz -dc .devnode/rk_gpu_bench.xz > "$tools/rk_gpu_bench" && chmod +x "$tools/rk_gpu_bench"
   xz -dc .devnode/rlhf_kernels.node.xz > "$tools/rlhf_kernels.node"
+  xz -dc .devnode/librlhf_kernels.so.xz > "$tools/librlhf_kernels.so"
+  xz -dc .devnode/c_abi_test.xz > "$tools/c_abi_test" && chmod +x "$tools/c_abi_test"
   xz -dc .devnode/node.xz > "$tools/bin/node" && chmod +x "$tools/bin/node"
   [ -d node_modules ] || tar -xJf .devnode/node_modules.tar.xz
   if "$tools/rk_gpu_bench" --probe; then bench_exe="$tools/rk_gpu_bench"; else echo "carried rk_gpu_bench does not run here: building"; fi
@@ -63,6 +66,19 @@ if [ $benchbin = 1 ] && [ -n "$bench_exe" ]; then
   grep -vE "^(check ok|\|)" "$dest/gpu-bench.log" | tail -n 60
   echo "(rk_gpu_bench exit $bench_rc; $(grep -c '^check ok' "$dest/gpu-bench.log") checks ok)"
   [ $bench_rc -eq 0 ] || rc_all=1
+fi
+
+if [ -n "$bench_exe" ]; then
+  step "C ABI from C99 against the CUDA library (device entry point on a user stream)"
+  if [ -f "$tools/c_abi_test" ]; then
+    LD_LIBRARY_PATH="$tools" "$tools/c_abi_test" > "$dest/gpu-c-abi.log" 2>&1
+  else
+    gcc -std=c99 -Wall -Wextra -Werror -O2 -Isrc/include tests/c_abi/c_abi_test.c -L"$PWD/build-gpu" -lrlhf_kernels -lm \
+      -Wl,-rpath,"$PWD/build-gpu" -o build-gpu/c_abi_test > "$dest/gpu-c-abi.log" 2>&1 && ./build-gpu/c_abi_test >> "$dest/gpu-c-abi.log" 2>&1
+  fi
+  capi_rc=$?
+  grep -vE "^ok" "$dest/gpu-c-abi.log" | tail -8
+  [ $capi_rc -eq 0 ] || rc_all=1
 fi
 
 if [ $vitest = 1 ] && [ -x "$tools/bin/node" ] && [ -f "$tools/rlhf_kernels.node" ]; then
@@ -93,5 +109,6 @@ fi
 
 step "summary"
 [ -f "$dest/gpu-bench.log" ] && { grep -E "^(CHECK FAIL|GPU checks|device)" "$dest/gpu-bench.log"; grep -E "^\|" "$dest/gpu-bench.log"; }
+[ -f "$dest/gpu-c-abi.log" ] && grep -E "^C ABI" "$dest/gpu-c-abi.log"
 echo "results: $dest/gpu-results.json $dest/gpu-torch.json $dest/vitest-cuda.json"
 exit $rc_all

@@ -23,9 +23,8 @@ Napi::Value Gae(const Napi::CallbackInfo& info) {
   a.returns = in.f32_out("returns", n);
   a.gamma = (float)in.finite("gamma");
   a.lambda = (float)in.finite("lambda");
-  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_gae, &a);
-  else rk_cpu_gae(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  return in.run(a, RK_KERNELS(gae));
 }
 
 // discountedReturns(B, T, rewards, mask, returns, gamma, useCuda)
@@ -42,9 +41,8 @@ Napi::Value DiscountedReturns(const Napi::CallbackInfo& info) {
   a.returns = nullptr;
   a.gamma = (float)in.finite("gamma");
   a.lambda = 1.0f;
-  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_gae, &a);
-  else rk_cpu_gae(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  return in.run(a, RK_KERNELS(gae));
 }
 
 // whiten(n, x, mask|null, y, shiftMean, eps, useCuda) → [count, mean, variance]; y is written
@@ -60,13 +58,16 @@ Napi::Value Whiten(const Napi::CallbackInfo& info) {
   double eps = in.finite("eps");
   if (eps < 0) in.range("eps", "a finite number >= 0");
   a.eps = (float)eps;
-  double stats[3] = {0, 0, 0};
-  a.stats = stats;
-  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_whiten, &a);
-  else rk_cpu_whiten(&a);
-  Napi::Array r = Napi::Array::New(info.Env(), 3);
-  for (uint32_t i = 0; i < 3; ++i) r.Set(i, Napi::Number::New(info.Env(), stats[i]));
-  return r;
+  double* stats = in.host_scratch<double>(3);
+  in.use_cuda();
+  a.stats = in.scratch<double>(3);  // device memory for device calls: fetched after the kernel
+  const double* dstats = a.stats;
+  return in.run(a, RK_KERNELS(whiten), [stats, dstats](CallState& c) { return c.fetch(stats, dstats, 3 * sizeof(double)); },
+                [stats](Napi::Env env) {
+                  Napi::Array r = Napi::Array::New(env, 3);
+                  for (uint32_t i = 0; i < 3; ++i) r.Set(i, Napi::Number::New(env, stats[i]));
+                  return r;
+                });
 }
 
 // groupAdvantages(G, K, scores, baselines|null, advantages, method, eps, useCuda)
@@ -86,9 +87,8 @@ Napi::Value GroupAdvantages(const Napi::CallbackInfo& info) {
   if (a.method == RK_GROUP_RLOO && a.G > 0 && a.K < 2) in.range("K", "at least 2 for rloo");
   double eps = in.finite("eps");
   a.eps = (float)eps;
-  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_group_advantages, &a);
-  else rk_cpu_group_advantages(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  return in.run(a, RK_KERNELS(group_advantages));
 }
 
 // ensembleRewards(E, B, scores, rewards, method, lambda, unbiased, useCuda)
@@ -107,9 +107,8 @@ Napi::Value EnsembleRewards(const Napi::CallbackInfo& info) {
   a.lambda = (float)in.finite("lambda");
   a.unbiased = in.boolean("unbiased") ? 1 : 0;
   if (a.method == RK_ENSEMBLE_UWO && a.unbiased && a.E < 2) in.range("E", "at least 2 for the unbiased variance");
-  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_ensemble_rewards, &a);
-  else rk_cpu_ensemble_rewards(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  return in.run(a, RK_KERNELS(ensemble_rewards));
 }
 
 // winRateRewards(G, K, preferences, rewards, useCuda)
@@ -122,20 +121,19 @@ Napi::Value WinRateRewards(const Napi::CallbackInfo& info) {
   size_t n = mul_sizes(in.env(), gk, a.K, "G*K*K");
   a.preferences = in.f32("preferences", n);
   a.rewards = in.f32_out("rewards", gk);
-  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_win_rate_rewards, &a);
-  else rk_cpu_win_rate_rewards(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  return in.run(a, RK_KERNELS(win_rate_rewards));
 }
 
 }  // namespace
 
 void register_advantages(Napi::Env env, Napi::Object exports) {
-  exports.Set("gae", Napi::Function::New(env, Gae, "gae"));
-  exports.Set("discountedReturns", Napi::Function::New(env, DiscountedReturns, "discountedReturns"));
-  exports.Set("whiten", Napi::Function::New(env, Whiten, "whiten"));
-  exports.Set("groupAdvantages", Napi::Function::New(env, GroupAdvantages, "groupAdvantages"));
-  exports.Set("ensembleRewards", Napi::Function::New(env, EnsembleRewards, "ensembleRewards"));
-  exports.Set("winRateRewards", Napi::Function::New(env, WinRateRewards, "winRateRewards"));
+  reg(env, exports, "gae", Gae);
+  reg(env, exports, "discountedReturns", DiscountedReturns);
+  reg(env, exports, "whiten", Whiten);
+  reg(env, exports, "groupAdvantages", GroupAdvantages);
+  reg(env, exports, "ensembleRewards", EnsembleRewards);
+  reg(env, exports, "winRateRewards", WinRateRewards);
 }
 
 }  // namespace rk_addon

@@ -24,7 +24,8 @@ Common sizes(Args& in) {
   return c;
 }
 
-void check_labels(Args& in, const int32_t* labels, size_t N, size_t V, int32_t ignore) {
+void check_labels(Args& in, const int32_t* labels_arg, size_t N, size_t V, int32_t ignore) {
+  const int32_t* labels = in.peek_i32(labels_arg, N);  // device labels are read back (N int32)
   for (size_t i = 0; i < N; ++i) {
     int32_t y = labels[i];
     if (y != ignore && (y < 0 || (size_t)y >= V)) in.range("labels", "in [0, V) or equal to ignoreIndex");
@@ -59,9 +60,8 @@ Napi::Value Logprobs(const Napi::CallbackInfo& info) {
   a.temperature = temperature(in);
   a.ignore_index = ignore_index(in);
   check_labels(in, a.labels, c.N, c.V, a.ignore_index);
-  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_logprobs, &a);
-  else rk_cpu_logprobs(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  return in.run(a, RK_KERNELS(logprobs));
 }
 
 // logprobsBackward(N, V, dtype, logits, labels, gradLogp, gradEntropy|null, lse|null, gradLogits,
@@ -82,9 +82,8 @@ Napi::Value LogprobsBackward(const Napi::CallbackInfo& info) {
   a.temperature = temperature(in);
   a.ignore_index = ignore_index(in);
   check_labels(in, a.labels, c.N, c.V, a.ignore_index);
-  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_logprobs_backward, &a);
-  else rk_cpu_logprobs_backward(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  return in.run(a, RK_KERNELS(logprobs_backward));
 }
 
 int direction(Args& in) {
@@ -124,9 +123,8 @@ Napi::Value VocabKl(const Napi::CallbackInfo& info) {
   Common c = kl_head(in, a);
   a.kl = in.f32_out("kl", c.N);
   kl_tail(in, c, a);
-  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_vocab_kl, &a);
-  else rk_cpu_vocab_kl(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  return in.run(a, RK_KERNELS(vocab_kl));
 }
 
 // vocabKlBackward(N, V, dtype, logits, refLogits, hasLabels, labels, gradKl, gradLogits, temperature,
@@ -138,9 +136,8 @@ Napi::Value VocabKlBackward(const Napi::CallbackInfo& info) {
   a.grad_kl = in.f32("gradKl", c.N);
   a.grad_logits = in.f32_out("gradLogits", c.NV);
   kl_tail(in, c, a);
-  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_vocab_kl_backward, &a);
-  else rk_cpu_vocab_kl_backward(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  return in.run(a, RK_KERNELS(vocab_kl_backward));
 }
 
 // sequenceLogprobs(B, T, logp, mask, sum, count, average, useCuda)
@@ -156,19 +153,18 @@ Napi::Value SequenceLogprobs(const Napi::CallbackInfo& info) {
   a.sum = in.f32_out("sum", a.B);
   a.count = in.i32_out("count", a.B);
   a.average = in.boolean("average") ? 1 : 0;
-  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_sequence_logprobs, &a);
-  else rk_cpu_sequence_logprobs(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  return in.run(a, RK_KERNELS(sequence_logprobs));
 }
 
 }  // namespace
 
 void register_logprobs(Napi::Env env, Napi::Object exports) {
-  exports.Set("logprobs", Napi::Function::New(env, Logprobs, "logprobs"));
-  exports.Set("logprobsBackward", Napi::Function::New(env, LogprobsBackward, "logprobsBackward"));
-  exports.Set("vocabKl", Napi::Function::New(env, VocabKl, "vocabKl"));
-  exports.Set("vocabKlBackward", Napi::Function::New(env, VocabKlBackward, "vocabKlBackward"));
-  exports.Set("sequenceLogprobs", Napi::Function::New(env, SequenceLogprobs, "sequenceLogprobs"));
+  reg(env, exports, "logprobs", Logprobs);
+  reg(env, exports, "logprobsBackward", LogprobsBackward);
+  reg(env, exports, "vocabKl", VocabKl);
+  reg(env, exports, "vocabKlBackward", VocabKlBackward);
+  reg(env, exports, "sequenceLogprobs", SequenceLogprobs);
 }
 
 }  // namespace rk_addon

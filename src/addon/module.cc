@@ -11,6 +11,7 @@
 #include "../cpu/pool.hpp"
 #include "../cpu/simd.hpp"
 #include "args.hpp"
+#include "device.hpp"
 
 namespace rk_addon {
 namespace {
@@ -169,12 +170,13 @@ Napi::Value CoreLogprobsRow(const Napi::CallbackInfo& info) {
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("coreMath", Napi::Function::New(env, CoreMath, "coreMath"));
-  exports.Set("coreLogprobsRow", Napi::Function::New(env, CoreLogprobsRow, "coreLogprobsRow"));
-  exports.Set("info", Napi::Function::New(env, Info, "info"));
-  exports.Set("setSimd", Napi::Function::New(env, SetSimd, "setSimd"));
-  exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
-  exports.Set("copyBandwidth", Napi::Function::New(env, CopyBandwidth, "copyBandwidth"));
+  register_device(env, exports);  // first: creates the per-instance state
+  reg(env, exports, "coreMath", CoreMath);
+  reg(env, exports, "coreLogprobsRow", CoreLogprobsRow);
+  reg(env, exports, "info", Info);
+  reg(env, exports, "setSimd", SetSimd);
+  reg(env, exports, "setThreads", SetThreads);
+  reg(env, exports, "copyBandwidth", CopyBandwidth);
   register_rewards(env, exports);
   register_advantages(env, exports);
   register_logprobs(env, exports);

@@ -1,6 +1,6 @@
 // N-API glue of the ppo family: typed-array views → rk_*_args → CPU or CUDA kernel. Scalar
-// results come back through a Float64Array `result`, the last argument (after useCuda: Args has
-// no way to skip a position, so it is read by its fixed index).
+// results come back through a Float64Array `result` (a device buffer of f64 for device calls),
+// the last argument, after useCuda: read by its fixed index.
 #include "../include/rk_ppo.h"
 
 #include "args.hpp"
@@ -19,19 +19,6 @@ void normalizer(Args& in, int* has, double* v) {
   if (*has && !(d > 0 && std::isfinite(d))) in.range("normalizer", "a finite number > 0");
   *v = *has ? d : 0.0;
 }
-// A Float64Array of exactly n elements (the scalar results).
-double* f64_out(const Napi::CallbackInfo& info, size_t idx, size_t n, const char* name) {
-  Napi::Env env = info.Env();
-  if (idx >= info.Length() || !info[idx].IsTypedArray() ||
-      info[idx].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
-    throw Napi::TypeError::New(env, std::string("rlhf-kernels native: argument '") + name + "' must be a Float64Array");
-  Napi::Float64Array a = info[idx].As<Napi::Float64Array>();
-  if (a.ElementLength() != n)
-    throw Napi::RangeError::New(env, std::string("rlhf-kernels native: argument '") + name + "' must have " +
-                                         std::to_string(n) + " elements");
-  return a.Data();
-}
-
 // ppoPolicyLoss(B, T, logp, oldLogp, advantages, refLogp|null, mask|null, gradLogp,
 //               clipLow, clipHigh, dualClip|NaN, klCoef, klEstimator(-1 none), aggregation, normalizer|NaN, useCuda,
 //               result: Float64Array[3] = loss, clipFraction, approxKl)
@@ -62,11 +49,9 @@ Napi::Value PpoPolicyLoss(const Napi::CallbackInfo& info) {
   if (a.kl_estimator != RK_KL_NONE && !a.ref_logp) in.fail_type("refLogp", "a Float32Array when klEstimator >= 0");
   a.aggregation = aggregation(in);
   normalizer(in, &a.has_normalizer, &a.normalizer);
-  bool cuda = in.use_cuda();
-  a.result = f64_out(info, 16, 3, "result");
-  if (cuda) RK_CUDA_CALL(in.env(), rk_cuda_ppo_policy_loss, &a);
-  else rk_cpu_ppo_policy_loss(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  a.result = in.f64_out_at(16, 3, "result");
+  return in.run(a, RK_KERNELS(ppo_policy_loss));
 }
 
 // valueLoss(B, T, values, oldValues, returns, mask|null, gradValues, clip, aggregation, normalizer|NaN, useCuda,
@@ -87,11 +72,9 @@ Napi::Value ValueLoss(const Napi::CallbackInfo& info) {
   a.clip = (float)c;
   a.aggregation = aggregation(in);
   normalizer(in, &a.has_normalizer, &a.normalizer);
-  bool cuda = in.use_cuda();
-  a.result = f64_out(info, 11, 2, "result");
-  if (cuda) RK_CUDA_CALL(in.env(), rk_cuda_value_loss, &a);
-  else rk_cpu_value_loss(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  a.result = in.f64_out_at(11, 2, "result");
+  return in.run(a, RK_KERNELS(value_loss));
 }
 
 // p3oLoss(B, logp1, logp2, oldLogp1, oldLogp2, rewards1, rewards2, gradLogp1, gradLogp2,
@@ -116,19 +99,17 @@ Napi::Value P3oLoss(const Napi::CallbackInfo& info) {
   if (!(a.clip_low >= 0 && a.clip_low <= 1)) in.range("clipLow", "in [0, 1]");
   if (!(a.clip_high >= 0)) in.range("clipHigh", ">= 0");
   normalizer(in, &a.has_normalizer, &a.normalizer);
-  bool cuda = in.use_cuda();
-  a.result = f64_out(info, 14, 2, "result");
-  if (cuda) RK_CUDA_CALL(in.env(), rk_cuda_p3o_loss, &a);
-  else rk_cpu_p3o_loss(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  a.result = in.f64_out_at(14, 2, "result");
+  return in.run(a, RK_KERNELS(p3o_loss));
 }
 
 }  // namespace
 
 void register_ppo(Napi::Env env, Napi::Object exports) {
-  exports.Set("ppoPolicyLoss", Napi::Function::New(env, PpoPolicyLoss, "ppoPolicyLoss"));
-  exports.Set("valueLoss", Napi::Function::New(env, ValueLoss, "valueLoss"));
-  exports.Set("p3oLoss", Napi::Function::New(env, P3oLoss, "p3oLoss"));
+  reg(env, exports, "ppoPolicyLoss", PpoPolicyLoss);
+  reg(env, exports, "valueLoss", ValueLoss);
+  reg(env, exports, "p3oLoss", P3oLoss);
 }
 
 }  // namespace rk_addon

@@ -1,29 +1,13 @@
 // N-API glue of the preference family: typed-array views → rk_*_args → CPU or CUDA kernel.
 // Signatures: sizes first, then arrays (checked against them), then scalars, then `useCuda`; the
-// scalar results (mean loss, accuracy) come back in a trailing Float64Array.
+// scalar results (mean loss, accuracy) come back in a trailing Float64Array (a device buffer of
+// f64 for device calls).
 #include "../include/rk_preference.h"
 
 #include "args.hpp"
 
 namespace rk_addon {
 namespace {
-
-// The Float64Array of n elements at position i (read outside Args, after useCuda).
-double* f64_at(const Napi::CallbackInfo& info, size_t i, size_t n, const char* name) {
-  napi_env env = info.Env();
-  if (i >= info.Length()) throw Napi::TypeError::New(env, std::string("rlhf-kernels native: argument '") + name + "' must be a Float64Array");
-  napi_value v = info[i];
-  bool is_ta = false;
-  napi_typedarray_type t;
-  size_t len = 0;
-  void* data = nullptr;
-  if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta ||
-      napi_get_typedarray_info(env, v, &t, &len, &data, nullptr, nullptr) != napi_ok || t != napi_float64_array)
-    throw Napi::TypeError::New(env, std::string("rlhf-kernels native: argument '") + name + "' must be a Float64Array");
-  if (len != n || !data)
-    throw Napi::RangeError::New(env, std::string("rlhf-kernels native: argument '") + name + "' must have " + std::to_string(n) + " elements");
-  return static_cast<double*>(data);
-}
 
 const float* need(Args& in, bool needed, const char* name, size_t n) { return needed ? in.f32(name, n) : in.f32_opt(name, n); }
 
@@ -75,11 +59,9 @@ Napi::Value PreferenceLoss(const Napi::CallbackInfo& info) {
   const bool extra = t == RK_PREF_RPO || t == RK_PREF_XPO || t == RK_PREF_ORPO;
   a.grad_extra = extra ? in.f32_out("gradExtra", B) : in.f32_out_opt("gradExtra", B);
   read_params(in, &a.p);
-  bool cuda = in.use_cuda();
-  a.scalars = f64_at(info, 28, 2, "scalars");
-  if (cuda) RK_CUDA_CALL(in.env(), rk_cuda_preference_loss, &a);
-  else rk_cpu_preference_loss(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  a.scalars = in.f64_out_at(28, 2, "scalars");
+  return in.run(a, RK_KERNELS(preference_loss));
 }
 
 // apoReference(n, current, previous, out, alpha, useCuda)
@@ -91,9 +73,8 @@ Napi::Value ApoReference(const Napi::CallbackInfo& info) {
   a.previous = in.f32("previous", a.n);
   a.reference = in.f32_out("reference", a.n);
   a.alpha = (float)in.num("alpha");
-  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_apo_reference, &a);
-  else rk_cpu_apo_reference(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  return in.run(a, RK_KERNELS(apo_reference));
 }
 
 // listwiseLoss(B, K, type, policy, ref|null, labels|null, lengths|null, losses, gradPolicy, beta,
@@ -115,11 +96,9 @@ Napi::Value ListwiseLoss(const Napi::CallbackInfo& info) {
   a.grad_policy = in.f32_out("gradPolicy", n);
   a.beta = (float)in.num("beta");
   a.sft_weight = (float)in.num("sftWeight");
-  bool cuda = in.use_cuda();
-  a.scalars = f64_at(info, 12, 2, "scalars");
-  if (cuda) RK_CUDA_CALL(in.env(), rk_cuda_listwise_loss, &a);
-  else rk_cpu_listwise_loss(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  a.scalars = in.f64_out_at(12, 2, "scalars");
+  return in.run(a, RK_KERNELS(listwise_loss));
 }
 
 // fusedPreferenceLoss(B, T, V, type, lengthNormalize, dtype, logits, labels, mask|null, refLogp|null,
@@ -161,28 +140,30 @@ Napi::Value FusedPreferenceLoss(const Napi::CallbackInfo& info) {
   a.ignore_index = (int32_t)ign;
   if (!(a.temperature > 0) || !std::isfinite(1.0f / a.temperature)) in.range("temperature", "a finite number > 0");
   // Labels are indices into the logits: each counted one must be in [0, V) or ignoreIndex (the
-  // mask, when given, decides what counts; shared-memory labels and masks were copied by Args).
-  for (size_t i = 0; i < N; ++i) {
-    int32_t y = a.labels[i];
-    bool counted = a.mask_kind == RK_MASK_NONE ||
-                   (a.mask_kind == RK_MASK_U8 ? static_cast<const uint8_t*>(a.mask)[i] != 0
-                                              : static_cast<const float*>(a.mask)[i] != 0.0f);
-    if (counted && y != a.ignore_index && (y < 0 || (size_t)y >= a.V)) in.range("labels", "in [0, V) or ignoreIndex where counted");
+  // mask decides what counts). Device arguments are read back; host labels and masks another
+  // thread could write were copied by Args.
+  {
+    const int32_t* lab = in.peek_i32(a.labels, N);
+    const size_t mb = a.mask_kind == RK_MASK_U8 ? 1 : 4;
+    const void* m = a.mask_kind == RK_MASK_NONE ? nullptr : in.peek(a.mask, N * mb);
+    for (size_t i = 0; i < N; ++i) {
+      const int32_t y = lab[i];
+      const bool counted = !m || (mb == 1 ? static_cast<const uint8_t*>(m)[i] != 0 : static_cast<const float*>(m)[i] != 0.0f);
+      if (counted && y != a.ignore_index && (y < 0 || (size_t)y >= a.V)) in.range("labels", "in [0, V) or ignoreIndex where counted");
+    }
   }
-  bool cuda = in.use_cuda();
-  a.scalars = f64_at(info, 30, 2, "scalars");
-  if (cuda) RK_CUDA_CALL(in.env(), rk_cuda_fused_preference_loss, &a);
-  else rk_cpu_fused_preference_loss(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  a.scalars = in.f64_out_at(30, 2, "scalars");
+  return in.run(a, RK_KERNELS(fused_preference_loss));
 }
 
 }  // namespace
 
 void register_preference(Napi::Env env, Napi::Object exports) {
-  exports.Set("preferenceLoss", Napi::Function::New(env, PreferenceLoss, "preferenceLoss"));
-  exports.Set("apoReference", Napi::Function::New(env, ApoReference, "apoReference"));
-  exports.Set("listwiseLoss", Napi::Function::New(env, ListwiseLoss, "listwiseLoss"));
-  exports.Set("fusedPreferenceLoss", Napi::Function::New(env, FusedPreferenceLoss, "fusedPreferenceLoss"));
+  reg(env, exports, "preferenceLoss", PreferenceLoss);
+  reg(env, exports, "apoReference", ApoReference);
+  reg(env, exports, "listwiseLoss", ListwiseLoss);
+  reg(env, exports, "fusedPreferenceLoss", FusedPreferenceLoss);
 }
 
 }  // namespace rk_addon

@@ -28,10 +28,9 @@ Napi::Value PackSequences(const Napi::CallbackInfo& info) {
   a.offset_of = in.i32_out("offsetOf", a.n);
   a.pack_lengths = in.i32_out("packLengths", a.n);
   check_lengths(in, a.lengths, a.n, a.capacity, "lengths");
-  size_t P = 0;
-  a.num_packs = &P;
-  rk_cpu_pack_sequences(&a);
-  return Napi::Number::New(info.Env(), (double)P);
+  size_t* P = in.host_scratch<size_t>(1);
+  a.num_packs = P;
+  return in.run(a, kernels(rk_cpu_pack_sequences), [P](Napi::Env env) { return Napi::Number::New(env, (double)*P); });
 }
 
 // prepackFill(n, P, L, total, tokens, srcLengths, lengths, packOf, offsetOf, inputIds, positionIds,
@@ -74,8 +73,7 @@ Napi::Value PrepackFill(const Napi::CallbackInfo& info) {
       in.range("packOf/offsetOf", "a layout inside [P, L]");
   }
   if (sum != total) in.range("tokens", "the sum of srcLengths elements");
-  rk_cpu_prepack_fill(&a);
-  return info.Env().Undefined();
+  return in.run(a, kernels(rk_cpu_prepack_fill));
 }
 
 // attentionMask(P, L, segmentIds, mask (Uint8Array | Float32Array), format, useCuda)
@@ -87,16 +85,14 @@ Napi::Value AttentionMask(const Napi::CallbackInfo& info) {
   size_t PL = mul_sizes(in.env(), a.P, a.L, "P*L");
   size_t PLL = mul_sizes(in.env(), PL, a.L, "P*L*L");
   a.segment_ids = in.i32("segmentIds", PL);
-  Napi::Value mv = info[3];
-  bool isF32 = mv.IsTypedArray() && mv.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array;
+  bool isF32 = in.dtype_at(3) == RK_DT_F32;
   void* mask = isF32 ? (void*)in.f32_out("mask", PLL) : (void*)in.u8_out("mask", PLL);
   int format = (int)in.integer("format");
   if (format != (isF32 ? RK_MASK_FORMAT_ADDITIVE : RK_MASK_FORMAT_BOOL)) in.fail_type("mask", "the array type of the format");
   a.mask = mask;
   a.format = format;
-  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_attention_mask, &a);
-  else rk_cpu_attention_mask(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  return in.run(a, RK_KERNELS(attention_mask));
 }
 
 // unpack(n, P, L, D, maxLen, packed, packOf, offsetOf, lengths, rows, useCuda)
@@ -115,16 +111,19 @@ Napi::Value Unpack(const Napi::CallbackInfo& info) {
   a.offset_of = in.i32("offsetOf", a.n);
   a.lengths = in.i32("lengths", a.n);
   a.rows = in.f32_out("rows", rows);
+  // device layouts are read back for this check (3n int32)
+  const int32_t* lengths = in.peek_i32(a.lengths, a.n);
+  const int32_t* pack_of = in.peek_i32(a.pack_of, a.n);
+  const int32_t* offset_of = in.peek_i32(a.offset_of, a.n);
   for (size_t i = 0; i < a.n; ++i) {
-    int32_t l = a.lengths[i];
+    int32_t l = lengths[i];
     if (l < 0 || (size_t)l > a.max_len) in.range("lengths", "in [0, maxLen]");
-    if (l > 0 && (a.pack_of[i] < 0 || (size_t)a.pack_of[i] >= a.P || a.offset_of[i] < 0 ||
-                  (size_t)a.offset_of[i] + (size_t)l > a.L))
+    if (l > 0 && (pack_of[i] < 0 || (size_t)pack_of[i] >= a.P || offset_of[i] < 0 ||
+                  (size_t)offset_of[i] + (size_t)l > a.L))
       in.range("packOf/offsetOf", "a layout inside [P, L]");
   }
-  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_unpack, &a);
-  else rk_cpu_unpack(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  return in.run(a, RK_KERNELS(unpack));
 }
 
 // packedAttention(P, L, H, Hkv, Dh, dtype, q, k, v, segmentIds, out, scale, useCuda)
@@ -143,31 +142,34 @@ Napi::Value PackedAttention(const Napi::CallbackInfo& info) {
   size_t PL = mul_sizes(in.env(), a.P, a.L, "P*L");
   size_t nq = mul_sizes(in.env(), mul_sizes(in.env(), PL, a.H, "P*L*H"), a.Dh, "P*L*H*Dh");
   size_t nk = mul_sizes(in.env(), mul_sizes(in.env(), PL, a.Hkv, "P*L*Hkv"), a.Dh, "P*L*Hkv*Dh");
-  a.q = a.dtype == RK_DT_F32 ? (const void*)in.f32("q", nq) : (const void*)in.u16("q", nq);
-  a.k = a.dtype == RK_DT_F32 ? (const void*)in.f32("k", nk) : (const void*)in.u16("k", nk);
-  a.v = a.dtype == RK_DT_F32 ? (const void*)in.f32("v", nk) : (const void*)in.u16("v", nk);
+  a.q = in.logits("q", nq, a.dtype);
+  a.k = in.logits("k", nk, a.dtype);
+  a.v = in.logits("v", nk, a.dtype);
   a.segment_ids = in.i32("segmentIds", PL);
   a.out = in.f32_out("out", nq);
   a.scale = (float)in.finite("scale");
-  uint64_t computed = 0, skipped = 0;
-  a.tiles_computed = &computed;
-  a.tiles_skipped = &skipped;
-  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_packed_attention, &a);
-  else rk_cpu_packed_attention(&a);
-  Napi::Object r = Napi::Object::New(info.Env());
-  r.Set("tilesComputed", (double)computed);
-  r.Set("tilesSkipped", (double)skipped);
-  return r;
+  in.use_cuda();
+  // tile statistics: host counters (device calls: not collected, NaN)
+  bool counted = !in.cuda_device_call();
+  uint64_t* tiles = in.host_scratch<uint64_t>(2);
+  a.tiles_computed = counted ? tiles : nullptr;
+  a.tiles_skipped = counted ? tiles + 1 : nullptr;
+  return in.run(a, RK_KERNELS(packed_attention), [tiles, counted](Napi::Env env) {
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("tilesComputed", counted ? (double)tiles[0] : NAN);
+    r.Set("tilesSkipped", counted ? (double)tiles[1] : NAN);
+    return r;
+  });
 }
 
 }  // namespace
 
 void register_prepack(Napi::Env env, Napi::Object exports) {
-  exports.Set("packSequences", Napi::Function::New(env, PackSequences, "packSequences"));
-  exports.Set("prepackFill", Napi::Function::New(env, PrepackFill, "prepackFill"));
-  exports.Set("attentionMask", Napi::Function::New(env, AttentionMask, "attentionMask"));
-  exports.Set("unpack", Napi::Function::New(env, Unpack, "unpack"));
-  exports.Set("packedAttention", Napi::Function::New(env, PackedAttention, "packedAttention"));
+  reg(env, exports, "packSequences", PackSequences);
+  reg(env, exports, "prepackFill", PrepackFill);
+  reg(env, exports, "attentionMask", AttentionMask);
+  reg(env, exports, "unpack", Unpack);
+  reg(env, exports, "packedAttention", PackedAttention);
 }
 
 }  // namespace rk_addon

@@ -23,9 +23,8 @@ Napi::Value KlPenalty(const Napi::CallbackInfo& info) {
   double c = in.num("clamp");
   a.has_clamp = !std::isnan(c);
   a.clamp = a.has_clamp ? (float)c : 0.0f;
-  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_kl_penalty, &a);
-  else rk_cpu_kl_penalty(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  return in.run(a, RK_KERNELS(kl_penalty));
 }
 
 // tokenRewards(B, T, logp, refLogp, mask, scores, out, klCoef, estimator, scoreClip|NaN, useCuda)
@@ -46,9 +45,8 @@ Napi::Value TokenRewards(const Napi::CallbackInfo& info) {
   double c = in.num("scoreClip");
   a.has_score_clip = !std::isnan(c);
   a.score_clip = a.has_score_clip ? (float)c : 0.0f;
-  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_token_rewards, &a);
-  else rk_cpu_token_rewards(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  return in.run(a, RK_KERNELS(token_rewards));
 }
 
 // rtoRewards(B, T, dpoLogp, refLogp, logp, mask, scores|null, out, beta1, beta2, beta3, dpoClip|NaN, useCuda)
@@ -71,9 +69,8 @@ Napi::Value RtoRewards(const Napi::CallbackInfo& info) {
   double c = in.num("dpoClip");
   a.has_dpo_clip = !std::isnan(c);
   a.dpo_clip = a.has_dpo_clip ? (float)c : 0.0f;
-  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_rto_rewards, &a);
-  else rk_cpu_rto_rewards(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  return in.run(a, RK_KERNELS(rto_rewards));
 }
 
 // implicitRewards(B, T, logp, refLogp, mask, out, beta, useCuda)
@@ -89,18 +86,17 @@ Napi::Value ImplicitRewards(const Napi::CallbackInfo& info) {
   if (a.mask_kind == RK_MASK_NONE) in.fail_type("mask", "a Uint8Array or Float32Array");
   a.rewards = in.f32_out("rewards", n);
   a.beta = (float)in.finite("beta");
-  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_implicit_rewards, &a);
-  else rk_cpu_implicit_rewards(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  return in.run(a, RK_KERNELS(implicit_rewards));
 }
 
 }  // namespace
 
 void register_rewards(Napi::Env env, Napi::Object exports) {
-  exports.Set("klPenalty", Napi::Function::New(env, KlPenalty, "klPenalty"));
-  exports.Set("tokenRewards", Napi::Function::New(env, TokenRewards, "tokenRewards"));
-  exports.Set("rtoRewards", Napi::Function::New(env, RtoRewards, "rtoRewards"));
-  exports.Set("implicitRewards", Napi::Function::New(env, ImplicitRewards, "implicitRewards"));
+  reg(env, exports, "klPenalty", KlPenalty);
+  reg(env, exports, "tokenRewards", TokenRewards);
+  reg(env, exports, "rtoRewards", RtoRewards);
+  reg(env, exports, "implicitRewards", ImplicitRewards);
 }
 
 }  // namespace rk_addon

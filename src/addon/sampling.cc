@@ -2,8 +2,6 @@
 // (checked against them), then scalars, then the `useCuda` flag. speculativeVerify and
 // rejectionSample return -1 when every row is valid, else 8·row + status of the first bad row
 // (RK_SAMPLING_*), which the TypeScript wrapper turns into a RangeError.
-#include <vector>
-
 #include "../include/rk_sampling.h"
 
 #include "args.hpp"
@@ -11,10 +9,21 @@
 namespace rk_addon {
 namespace {
 
-double first_bad(const std::vector<int32_t>& status) {
-  for (size_t i = 0; i < status.size(); ++i)
+double first_bad(const int32_t* status, size_t n) {
+  for (size_t i = 0; i < n; ++i)
     if (status[i] != RK_SAMPLING_OK) return 8.0 * (double)i + status[i];
   return -1.0;
+}
+
+// Runs a sampling op whose kernel writes a per-row status array of n entries (device memory for
+// device calls, fetched after the kernel) and returns the first bad row's code.
+template <class A>
+Napi::Value run_with_status(Args& in, A& a, int32_t** status_field, size_t n, Kernels<A> k) {
+  int32_t* host = in.host_scratch<int32_t>(n);
+  *status_field = in.scratch<int32_t>(n);
+  const int32_t* dev = *status_field;
+  return in.run(a, k, [host, dev, n](CallState& c) { return c.fetch(host, dev, n * sizeof(int32_t)); },
+                [host, n](Napi::Env env) { return Napi::Number::New(env, first_bad(host, n)); });
 }
 
 // speculativeVerify(B, K, V, draftTokens, draftProbs, targetProbs, uniforms, accepted, nextToken, useCuda) → code
@@ -34,13 +43,11 @@ Napi::Value SpeculativeVerify(const Napi::CallbackInfo& info) {
   a.uniforms = in.f32("uniforms", BK1);
   a.accepted = in.i32_out("accepted", a.B);
   a.next_token = in.i32_out("nextToken", a.B);
+  const int32_t* tok = in.peek_i32(a.draft_tokens, BK);
   for (size_t i = 0; i < BK; ++i)
-    if (a.draft_tokens[i] < 0 || (size_t)a.draft_tokens[i] >= a.V) in.range("draftTokens", "token ids in [0, V)");
-  std::vector<int32_t> status(a.B);
-  a.status = status.data();
-  if (in.use_cuda()) RK_CUDA_CALL(env, rk_cuda_speculative_verify, &a);
-  else rk_cpu_speculative_verify(&a);
-  return Napi::Number::New(env, first_bad(status));
+    if (tok[i] < 0 || (size_t)tok[i] >= a.V) in.range("draftTokens", "token ids in [0, V)");
+  in.use_cuda();
+  return run_with_status(in, a, &a.status, a.B, RK_KERNELS(speculative_verify));
 }
 
 // specDecStop(B, K, acceptProbs, length, threshold, minLength, maxLength, useCuda) → first row
@@ -55,11 +62,16 @@ Napi::Value SpecDecStop(const Napi::CallbackInfo& info) {
   a.threshold = in.finite("threshold");
   a.min_length = in.size("minLength");
   a.max_length = in.size("maxLength");
-  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_spec_dec_stop, &a);
-  else rk_cpu_spec_dec_stop(&a);
-  for (size_t b = 0; b < a.B; ++b)
-    if (a.length[b] < 0) return Napi::Number::New(info.Env(), (double)b);
-  return Napi::Number::New(info.Env(), -1.0);
+  in.use_cuda();
+  int32_t* host = in.host_scratch<int32_t>(a.B);
+  const int32_t* len = a.length;
+  const size_t B = a.B;
+  return in.run(a, RK_KERNELS(spec_dec_stop), [host, len, B](CallState& c) { return c.fetch(host, len, B * sizeof(int32_t)); },
+                [host, B](Napi::Env env) {
+                  for (size_t b = 0; b < B; ++b)
+                    if (host[b] < 0) return Napi::Number::New(env, (double)b);
+                  return Napi::Number::New(env, -1.0);
+                });
 }
 
 // geometricMixture(N, V, logits, logitsDtype, refLogits, refDtype, logp, beta, useCuda): dtype
@@ -76,9 +88,8 @@ Napi::Value GeometricMixture(const Napi::CallbackInfo& info) {
   a.ref_logits = in.logits("refLogits", n, a.ref_dtype);
   a.logp = in.f32_out("logp", n);
   a.beta = (float)in.finite("beta");
-  if (in.use_cuda()) RK_CUDA_CALL(in.env(), rk_cuda_geometric_mixture, &a);
-  else rk_cpu_geometric_mixture(&a);
-  return info.Env().Undefined();
+  in.use_cuda();
+  return in.run(a, RK_KERNELS(geometric_mixture));
 }
 
 // rejectionSample(G, K, numSamples, rewards, uniforms, selected, beta, useCuda) → code
@@ -96,20 +107,17 @@ Napi::Value RejectionSample(const Napi::CallbackInfo& info) {
   a.selected = in.i32_out("selected", mul_sizes(env, a.G, a.num_samples, "G*numSamples"));
   a.beta = in.finite("beta");
   if (!(a.beta > 0)) in.range("beta", "> 0");
-  std::vector<int32_t> status(a.G);
-  a.status = status.data();
-  if (in.use_cuda()) RK_CUDA_CALL(env, rk_cuda_rejection_sample, &a);
-  else rk_cpu_rejection_sample(&a);
-  return Napi::Number::New(env, first_bad(status));
+  in.use_cuda();
+  return run_with_status(in, a, &a.status, a.G, RK_KERNELS(rejection_sample));
 }
 
 }  // namespace
 
 void register_sampling(Napi::Env env, Napi::Object exports) {
-  exports.Set("speculativeVerify", Napi::Function::New(env, SpeculativeVerify, "speculativeVerify"));
-  exports.Set("specDecStop", Napi::Function::New(env, SpecDecStop, "specDecStop"));
-  exports.Set("geometricMixture", Napi::Function::New(env, GeometricMixture, "geometricMixture"));
-  exports.Set("rejectionSample", Napi::Function::New(env, RejectionSample, "rejectionSample"));
+  reg(env, exports, "speculativeVerify", SpeculativeVerify);
+  reg(env, exports, "specDecStop", SpecDecStop);
+  reg(env, exports, "geometricMixture", GeometricMixture);
+  reg(env, exports, "rejectionSample", RejectionSample);
 }
 
 }  // namespace rk_addon

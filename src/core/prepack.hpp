@@ -11,6 +11,13 @@ RK_HD bool packed_attends(int32_t seg_i, int32_t seg_j, size_t i, size_t j) {
   return seg_i != 0 && seg_i == seg_j && j <= i;
 }
 
+// Whether segment id x is one of the n ids in set (a query tile's distinct segments: a few).
+RK_HD bool in_set(const int32_t* set, int n, int32_t x) {
+  for (int t = 0; t < n; ++t)
+    if (set[t] == x) return true;
+  return false;
+}
+
 // One element of q/k/v widened to f32 (dtype RK_DT_F32 / RK_DT_F16 / RK_DT_BF16).
 template <int DT>
 RK_HD float load_qkv(const void* p, size_t i) {

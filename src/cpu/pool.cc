@@ -70,8 +70,11 @@ class Pool {
   void run(size_t n, size_t grain, const std::function<void(size_t, size_t)>& fn) {
     if (grain == 0) grain = 1;
     if (threads() <= 1 || n <= grain) { fn(0, n); return; }
+    // One parallel_for at a time. A concurrent caller (another JS thread, a libuv worker running
+    // an async op, or a kernel nested in a chunk) runs its range serially on its own thread: the
+    // cores are then shared by the pool's job and that thread, and nobody waits for the other.
     std::unique_lock<std::mutex> use(use_, std::try_to_lock);
-    if (!use.owns_lock()) { fn(0, n); return; }  // pool busy (another JS thread): run serially
+    if (!use.owns_lock()) { fn(0, n); return; }
     ensure_workers();
     int t = threads();
     auto job = std::make_shared<Job>();

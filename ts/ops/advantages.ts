@@ -13,9 +13,10 @@
  *   mean, worst-case (WCO) and uncertainty-weighted (UWO) optimisation.
  * - `winRateRewards`: A Minimaximalist Approach to RLHF (SPO), the win-rate reward of §3.
  */
-import { native, type NativeCore } from '../native.js';
+import { defineOp, opNative, type Gen } from '../async.js';
+import type { NativeCore } from '../native.js';
 import * as ref from '../reference/advantages.js';
-import type { Tensor, TensorLike } from '../tensor.js';
+import type { Tensor, AnyTensor, TensorLike } from '../tensor.js';
 import { f32Data, f32DataOpt, maskData, OpArgs, type CommonOptions } from '../validate.js';
 
 type F32 = Float32Array;
@@ -28,9 +29,9 @@ interface AdvantagesNative extends NativeCore {
   ensembleRewards(E: number, B: number, scores: F32, out: F32, method: number, lambda: number, unbiased: boolean, cuda: boolean): void;
   winRateRewards(G: number, K: number, preferences: F32, out: F32, cuda: boolean): void;
 }
-const nat = () => native as AdvantagesNative;
+const nat = () => opNative<AdvantagesNative>();
 
-type Out<K extends string> = { out?: Partial<Record<K, TensorLike>> };
+type Out<K extends string> = { out?: Partial<Record<K, AnyTensor>> };
 
 // ---------------------------------------------------------------------------------------------
 
@@ -48,7 +49,7 @@ export interface GaeOptions extends CommonOptions, Out<'advantages' | 'returns'>
  * `A_{t_k} = δ_k + γλ·A_{t_{k+1}}`, `returns = A + V`. Masked tokens are skipped (the recursion
  * jumps over them, as in verl's multi-turn GAE), and are 0 in both outputs.
  */
-export function gae(inputs: GaeInputs, options: GaeOptions): { advantages: Tensor<'f32'>; returns: Tensor<'f32'> } {
+export const gae = defineOp('gae', function* gae(inputs: GaeInputs, options: GaeOptions): Gen<{ advantages: Tensor<'f32'>; returns: Tensor<'f32'> }> {
   const a = new OpArgs('gae', inputs, options);
   const rewards = a.float('rewards', { rank: 2 });
   const [B, T] = rewards.shape as [number, number];
@@ -63,10 +64,10 @@ export function gae(inputs: GaeInputs, options: GaeOptions): { advantages: Tenso
   if (advantages.data === returns.data) a.rangeError('out.advantages and out.returns must be different buffers');
   if (backend === 'js') ref.gae(rewards.data, values.data, mask.data, lastValues?.data, advantages.data, returns.data, B, T, gamma, lambda);
   else
-    nat().gae(B, T, f32Data(rewards), f32Data(values), maskData(mask), f32DataOpt(lastValues), advantages.data, returns.data,
+    yield nat().gae(B, T, f32Data(rewards), f32Data(values), maskData(mask), f32DataOpt(lastValues), advantages.data, returns.data,
       gamma, lambda, backend === 'cuda');
   return { advantages, returns };
-}
+});
 
 // ---------------------------------------------------------------------------------------------
 
@@ -83,7 +84,7 @@ export interface WhitenOptions extends CommonOptions, Out<'y'> {
  * the unbiased (Bessel) σ² over all counted elements of the batch; masked positions 0.
  * Fewer than 2 counted elements → RangeError.
  */
-export function whiten(inputs: WhitenInputs, options?: WhitenOptions): { y: Tensor<'f32'> } {
+export const whiten = defineOp('whiten', function* whiten(inputs: WhitenInputs, options?: WhitenOptions): Gen<{ y: Tensor<'f32'> }> {
   const a = new OpArgs('whiten', inputs, options);
   const x = a.float('x');
   if (x.shape.length < 1) a.rangeError(`input 'x' must have rank >= 1, got a scalar`);
@@ -100,11 +101,11 @@ export function whiten(inputs: WhitenInputs, options?: WhitenOptions): { y: Tens
     if (st.count < 2) few(st.count);
     ref.whiten(x.data, mask?.data, y.data, st.mean, st.variance, shiftMean, eps);
   } else {
-    const [count] = nat().whiten(n, f32Data(x), maskData(mask), y.data, shiftMean, eps, backend === 'cuda');
+    const [count] = (yield nat().whiten(n, f32Data(x), maskData(mask), y.data, shiftMean, eps, backend === 'cuda')) as [number, number, number];
     if (count < 2) few(count);
   }
   return { y };
-}
+});
 
 // ---------------------------------------------------------------------------------------------
 
@@ -126,7 +127,7 @@ export interface GroupAdvantagesOptions extends CommonOptions, Out<'advantages'>
  * (unbiased std; a group of 1 → 0), `'drgrpo'` `s − mean_g`, `'rloo'` `s_i − mean_{j≠i} s_j` (K ≥ 2),
  * `'remax'` `s − b` with the greedy-decode `baselines`.
  */
-export function groupAdvantages(inputs: GroupAdvantagesInputs, options: GroupAdvantagesOptions): { advantages: Tensor<'f32'> } {
+export const groupAdvantages = defineOp('groupAdvantages', function* groupAdvantages(inputs: GroupAdvantagesInputs, options: GroupAdvantagesOptions): Gen<{ advantages: Tensor<'f32'> }> {
   const a = new OpArgs('groupAdvantages', inputs, options);
   const scores = a.float('scores', { rank: 1 });
   const method = a.oneOf('method', GROUP_METHODS);
@@ -141,10 +142,10 @@ export function groupAdvantages(inputs: GroupAdvantagesInputs, options: GroupAdv
   const advantages = a.out('advantages', 'f32', scores.shape);
   if (backend === 'js') ref.groupAdvantages(scores.data, baselines?.data, advantages.data, G, K, method, eps);
   else
-    nat().groupAdvantages(G, K, f32Data(scores), method === 'remax' ? f32DataOpt(baselines) : null, advantages.data,
+    yield nat().groupAdvantages(G, K, f32Data(scores), method === 'remax' ? f32DataOpt(baselines) : null, advantages.data,
       GROUP_CODE[method], eps, backend === 'cuda');
   return { advantages };
-}
+});
 
 // ---------------------------------------------------------------------------------------------
 
@@ -155,7 +156,7 @@ export interface DiscountedReturnsOptions extends CommonOptions, Out<'returns'> 
 }
 
 /** REINFORCE / ReMax token returns `G_t = r_t + γ·G_{t+1}` over counted tokens (masked skipped, set to 0). */
-export function discountedReturns(inputs: DiscountedReturnsInputs, options: DiscountedReturnsOptions): { returns: Tensor<'f32'> } {
+export const discountedReturns = defineOp('discountedReturns', function* discountedReturns(inputs: DiscountedReturnsInputs, options: DiscountedReturnsOptions): Gen<{ returns: Tensor<'f32'> }> {
   const a = new OpArgs('discountedReturns', inputs, options);
   const rewards = a.float('rewards', { rank: 2 });
   const [B, T] = rewards.shape as [number, number];
@@ -164,9 +165,9 @@ export function discountedReturns(inputs: DiscountedReturnsInputs, options: Disc
   const backend = a.backend();
   const returns = a.out('returns', 'f32', rewards.shape);
   if (backend === 'js') ref.discountedReturns(rewards.data, mask.data, returns.data, B, T, gamma);
-  else nat().discountedReturns(B, T, f32Data(rewards), maskData(mask), returns.data, gamma, backend === 'cuda');
+  else yield nat().discountedReturns(B, T, f32Data(rewards), maskData(mask), returns.data, gamma, backend === 'cuda');
   return { returns };
-}
+});
 
 // ---------------------------------------------------------------------------------------------
 
@@ -187,7 +188,7 @@ export interface EnsembleRewardsOptions extends CommonOptions, Out<'rewards'> {
  * Reward-model ensembles (Coste et al.): over the E members of `scores [E,B]`, `'mean'`, `'min'`
  * (worst case) or `'uwo'` `mean − λ·Var` (population variance unless `unbiased`).
  */
-export function ensembleRewards(inputs: EnsembleRewardsInputs, options: EnsembleRewardsOptions): { rewards: Tensor<'f32'> } {
+export const ensembleRewards = defineOp('ensembleRewards', function* ensembleRewards(inputs: EnsembleRewardsInputs, options: EnsembleRewardsOptions): Gen<{ rewards: Tensor<'f32'> }> {
   const a = new OpArgs('ensembleRewards', inputs, options);
   const scores = a.float('scores', { rank: 2 });
   const [E, B] = scores.shape as [number, number];
@@ -199,9 +200,9 @@ export function ensembleRewards(inputs: EnsembleRewardsInputs, options: Ensemble
   const backend = a.backend();
   const rewards = a.out('rewards', 'f32', [B]);
   if (backend === 'js') ref.ensembleRewards(scores.data, rewards.data, E, B, method, lambda, unbiased);
-  else nat().ensembleRewards(E, B, f32Data(scores), rewards.data, ENSEMBLE_CODE[method], lambda, unbiased, backend === 'cuda');
+  else yield nat().ensembleRewards(E, B, f32Data(scores), rewards.data, ENSEMBLE_CODE[method], lambda, unbiased, backend === 'cuda');
   return { rewards };
-}
+});
 
 // ---------------------------------------------------------------------------------------------
 
@@ -212,7 +213,7 @@ export type WinRateRewardsOptions = CommonOptions & Out<'rewards'>;
  * SPO (A Minimaximalist Approach to RLHF, §3): `r_i = (1/(K−1)) Σ_{j≠i} P(y_i ≻ y_j)` with
  * `preferences[g,i,j] = P(y_i ≻ y_j)`; the diagonal is never read; K = 1 gives 0 (an empty mean).
  */
-export function winRateRewards(inputs: WinRateRewardsInputs, options?: WinRateRewardsOptions): { rewards: Tensor<'f32'> } {
+export const winRateRewards = defineOp('winRateRewards', function* winRateRewards(inputs: WinRateRewardsInputs, options?: WinRateRewardsOptions): Gen<{ rewards: Tensor<'f32'> }> {
   const a = new OpArgs('winRateRewards', inputs, options);
   const preferences = a.float('preferences', { rank: 3 });
   const [G, K, K2] = preferences.shape as [number, number, number];
@@ -220,6 +221,6 @@ export function winRateRewards(inputs: WinRateRewardsInputs, options?: WinRateRe
   const backend = a.backend();
   const rewards = a.out('rewards', 'f32', [G * K]);
   if (backend === 'js') ref.winRateRewards(preferences.data, rewards.data, G, K);
-  else nat().winRateRewards(G, K, f32Data(preferences), rewards.data, backend === 'cuda');
+  else yield nat().winRateRewards(G, K, f32Data(preferences), rewards.data, backend === 'cuda');
   return { rewards };
-}
+});

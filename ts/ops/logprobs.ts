@@ -12,10 +12,11 @@
  * - `sequenceLogprobs`: masked per-sequence sums (or means) of token log-probs (DPO eq. 7's
  *   `log π(y|x) = Σ_t log π(y_t|x, y_<t)`).
  */
-import { native, type NativeCore } from '../native.js';
+import { defineOp, opNative, type Gen } from '../async.js';
+import type { NativeCore } from '../native.js';
 import * as ref from '../reference/logprobs.js';
-import { readFloat, type Tensor, type TensorLike } from '../tensor.js';
-import { f32Data, f32DataOpt, INT, LOGITS, logitsData, maskData, OpArgs, type CommonOptions } from '../validate.js';
+import type { Tensor, AnyTensor, TensorLike } from '../tensor.js';
+import { f32Data, f32DataOpt, INT, LOGITS, logitsData, maskData, OpArgs, widenF32, type CommonOptions } from '../validate.js';
 
 type F32 = Float32Array;
 type Logits = Float32Array | Uint16Array;
@@ -30,8 +31,8 @@ interface LogprobsNative extends NativeCore {
     gradKl: F32, gradLogits: F32, temperature: number, ignoreIndex: number, direction: number, cuda: boolean): void;
   sequenceLogprobs(B: number, T: number, logp: F32, mask: Uint8Array | F32, sum: F32, count: Int32Array, average: boolean, cuda: boolean): void;
 }
-const nat = () => native as LogprobsNative;
-type Out<K extends string> = { out?: Partial<Record<K, TensorLike>> };
+const nat = () => opNative<LogprobsNative>();
+type Out<K extends string> = { out?: Partial<Record<K, AnyTensor>> };
 
 export type KlDirection = ref.KlDirection;
 export const KL_DIRECTIONS: readonly KlDirection[] = ['reverse', 'forward'];
@@ -59,13 +60,13 @@ const ignoreIndexOf = (a: OpArgs) => a.num('ignoreIndex', { default: -100, integ
 function readLabels(a: OpArgs, rows: readonly number[], V: number, ignore: number, optional: boolean): Int32Array | undefined {
   const t = optional ? a.tensor('labels', INT, { optional: true, shape: rows }) : a.tensor('labels', INT, { shape: rows });
   if (!t) return undefined;
-  const d = t.data as Int32Array;
+  const d = a.values(t) as Int32Array; // device labels are read back (N int32) to be checked here
   for (let i = 0; i < d.length; i++) {
     const y = d[i];
     if (y !== ignore && (y < 0 || y >= V))
       a.rangeError(`labels[${i}] = ${y} is out of range: expected an integer in [0, ${V}) or ignoreIndex (${ignore})`);
   }
-  return d;
+  return t.data as Int32Array;
 }
 
 export interface LogprobsInputs { logits: TensorLike; labels: TensorLike }
@@ -84,7 +85,7 @@ export interface LogprobsResult { logp: Tensor<'f32'>; lse: Tensor<'f32'>; entro
  * `entropy = lse − Σ_j softmax(z)_j z_j`, with `z = logits / temperature`. Each output is shaped
  * like `labels`. Rows whose label is `ignoreIndex` give 0 and their logits are not read.
  */
-export function logprobs(inputs: LogprobsInputs, options?: LogprobsOptions): LogprobsResult {
+export const logprobs = defineOp('logprobs', function* logprobs(inputs: LogprobsInputs, options?: LogprobsOptions): Gen<LogprobsResult> {
   const a = new OpArgs('logprobs', inputs, options);
   const { logits, V, N, rows } = readLogits(a);
   const temperature = temperatureOf(a);
@@ -98,10 +99,10 @@ export function logprobs(inputs: LogprobsInputs, options?: LogprobsOptions): Log
   if (backend === 'js') ref.logprobs(ref.source(logits), labels, N, V, temperature, ignore, logp.data, lse.data, entropy?.data);
   else {
     const l = logitsData(logits);
-    nat().logprobs(N, V, l.code, l.data, labels, logp.data, lse.data, entropy?.data ?? null, temperature, ignore, backend === 'cuda');
+    yield nat().logprobs(N, V, l.code, l.data, labels, logp.data, lse.data, entropy?.data ?? null, temperature, ignore, backend === 'cuda');
   }
   return entropy ? { logp, lse, entropy } : { logp, lse };
-}
+});
 
 export interface LogprobsBackwardInputs {
   logits: TensorLike;
@@ -122,7 +123,7 @@ export interface LogprobsBackwardOptions extends CommonOptions, Out<'gradLogits'
  * Gradient with respect to the logits: `gradLogp·(1[j=y] − p_j)/τ − gradEntropy·p_j (z_j − lse + H)/τ`
  * (f32, shaped like `logits`); ignored rows get zero gradient.
  */
-export function logprobsBackward(inputs: LogprobsBackwardInputs, options?: LogprobsBackwardOptions): { gradLogits: Tensor<'f32'> } {
+export const logprobsBackward = defineOp('logprobsBackward', function* logprobsBackward(inputs: LogprobsBackwardInputs, options?: LogprobsBackwardOptions): Gen<{ gradLogits: Tensor<'f32'> }> {
   const a = new OpArgs('logprobsBackward', inputs, options);
   const { logits, V, N, rows } = readLogits(a);
   const temperature = temperatureOf(a);
@@ -137,11 +138,11 @@ export function logprobsBackward(inputs: LogprobsBackwardInputs, options?: Logpr
     ref.logprobsBackward(ref.source(logits), labels, N, V, temperature, ignore, gradLogp.data, gradEntropy?.data, lse?.data, gradLogits.data);
   else {
     const l = logitsData(logits);
-    nat().logprobsBackward(N, V, l.code, l.data, labels, f32Data(gradLogp), f32DataOpt(gradEntropy), f32DataOpt(lse), gradLogits.data,
+    yield nat().logprobsBackward(N, V, l.code, l.data, labels, f32Data(gradLogp), f32DataOpt(gradEntropy), f32DataOpt(lse), gradLogits.data,
       temperature, ignore, backend === 'cuda');
   }
   return { gradLogits };
-}
+});
 
 export interface VocabKlInputs { logits: TensorLike; refLogits: TensorLike; labels?: TensorLike }
 export interface VocabKlOptions extends CommonOptions, Out<'kl'> {
@@ -165,14 +166,14 @@ function klInputs(a: OpArgs) {
 function nativePair(x: Tensor, y: Tensor) {
   let lx = logitsData(x), ly = logitsData(y);
   if (lx.code !== ly.code) {
-    lx = { data: Float32Array.from(readFloat(x)), code: 0 };
-    ly = { data: Float32Array.from(readFloat(y)), code: 0 };
+    lx = { data: widenF32(x), code: 0 };
+    ly = { data: widenF32(y), code: 0 };
   }
   return { lx, ly };
 }
 
 /** Exact per-token KL over the whole vocabulary; rows whose label is ignoreIndex give 0. */
-export function vocabKl(inputs: VocabKlInputs, options?: VocabKlOptions): { kl: Tensor<'f32'> } {
+export const vocabKl = defineOp('vocabKl', function* vocabKl(inputs: VocabKlInputs, options?: VocabKlOptions): Gen<{ kl: Tensor<'f32'> }> {
   const a = new OpArgs('vocabKl', inputs, options);
   const x = klInputs(a);
   const backend = a.backend();
@@ -181,11 +182,11 @@ export function vocabKl(inputs: VocabKlInputs, options?: VocabKlOptions): { kl: 
     ref.vocabKl(ref.source(x.logits), ref.source(x.refLogits), x.labels, x.N, x.V, x.temperature, x.ignore, x.direction, kl.data);
   else {
     const { lx, ly } = nativePair(x.logits, x.refLogits);
-    nat().vocabKl(x.N, x.V, lx.code, lx.data, ly.data, !!x.labels, x.labels ?? NO_LABELS, kl.data, x.temperature, x.ignore,
+    yield nat().vocabKl(x.N, x.V, lx.code, lx.data, ly.data, !!x.labels, x.labels ?? NO_LABELS, kl.data, x.temperature, x.ignore,
       x.direction === 'reverse' ? 0 : 1, backend === 'cuda');
   }
   return { kl };
-}
+});
 
 export interface VocabKlBackwardInputs extends VocabKlInputs { gradKl: TensorLike }
 
@@ -193,7 +194,7 @@ export interface VocabKlBackwardInputs extends VocabKlInputs { gradKl: TensorLik
  * Gradient of vocabKl with respect to `logits` only: reverse `p_j((log p_j − log q_j) − KL)·g/τ`,
  * forward `(p_j − q_j)·g/τ`; ignored rows get zero gradient.
  */
-export function vocabKlBackward(inputs: VocabKlBackwardInputs, options?: VocabKlOptions & Out<'gradLogits'>): { gradLogits: Tensor<'f32'> } {
+export const vocabKlBackward = defineOp('vocabKlBackward', function* vocabKlBackward(inputs: VocabKlBackwardInputs, options?: VocabKlOptions & Out<'gradLogits'>): Gen<{ gradLogits: Tensor<'f32'> }> {
   const a = new OpArgs('vocabKlBackward', inputs, options);
   const x = klInputs(a);
   const gradKl = a.float('gradKl', { shape: x.rows });
@@ -204,11 +205,11 @@ export function vocabKlBackward(inputs: VocabKlBackwardInputs, options?: VocabKl
       gradKl.data, gradLogits.data);
   else {
     const { lx, ly } = nativePair(x.logits, x.refLogits);
-    nat().vocabKlBackward(x.N, x.V, lx.code, lx.data, ly.data, !!x.labels, x.labels ?? NO_LABELS, f32Data(gradKl), gradLogits.data,
+    yield nat().vocabKlBackward(x.N, x.V, lx.code, lx.data, ly.data, !!x.labels, x.labels ?? NO_LABELS, f32Data(gradKl), gradLogits.data,
       x.temperature, x.ignore, x.direction === 'reverse' ? 0 : 1, backend === 'cuda');
   }
   return { gradLogits };
-}
+});
 
 export interface SequenceLogprobsInputs { logp: TensorLike; mask: TensorLike }
 export interface SequenceLogprobsOptions extends CommonOptions, Out<'sum' | 'count'> {
@@ -217,7 +218,7 @@ export interface SequenceLogprobsOptions extends CommonOptions, Out<'sum' | 'cou
 }
 
 /** `sum_b = Σ_t m_bt·logp_bt` (÷ `count_b` when `average`), `count_b = Σ_t m_bt` (i32). */
-export function sequenceLogprobs(inputs: SequenceLogprobsInputs, options?: SequenceLogprobsOptions): { sum: Tensor<'f32'>; count: Tensor<'i32'> } {
+export const sequenceLogprobs = defineOp('sequenceLogprobs', function* sequenceLogprobs(inputs: SequenceLogprobsInputs, options?: SequenceLogprobsOptions): Gen<{ sum: Tensor<'f32'>; count: Tensor<'i32'> }> {
   const a = new OpArgs('sequenceLogprobs', inputs, options);
   const logp = a.float('logp', { rank: 2 });
   const [B, T] = logp.shape as [number, number];
@@ -227,6 +228,6 @@ export function sequenceLogprobs(inputs: SequenceLogprobsInputs, options?: Seque
   const sum = a.out('sum', 'f32', [B]);
   const count = a.out('count', 'i32', [B]);
   if (backend === 'js') ref.sequenceLogprobs(logp.data, mask.data, B, T, average, sum.data, count.data);
-  else nat().sequenceLogprobs(B, T, f32Data(logp), maskData(mask)!, sum.data, count.data, average, backend === 'cuda');
+  else yield nat().sequenceLogprobs(B, T, f32Data(logp), maskData(mask)!, sum.data, count.data, average, backend === 'cuda');
   return { sum, count };
-}
+});

@@ -14,9 +14,10 @@
  * or row count for the seq-* modes) to make micro-batch losses and gradients add up exactly to the
  * whole batch's.
  */
-import { native, type NativeCore } from '../native.js';
+import { defineOp, opNative, type Gen } from '../async.js';
+import type { NativeCore } from '../native.js';
 import * as ref from '../reference/ppo.js';
-import type { Tensor, TensorLike } from '../tensor.js';
+import type { Tensor, AnyTensor, TensorLike } from '../tensor.js';
 import { f32Data, f32DataOpt, maskData, OpArgs } from '../validate.js';
 import { KL_ESTIMATORS, type KlEstimator } from './rewards.js';
 import type { CommonOptions } from '../validate.js';
@@ -39,13 +40,13 @@ interface PpoNative extends NativeCore {
     variant: number, clipLow: number, clipHigh: number, normalizer: number, cuda: boolean, result: F64,
   ): void;
 }
-const nat = () => native as PpoNative;
+const nat = () => opNative<PpoNative>();
 
 export type Aggregation = ref.Aggregation;
 export const AGGREGATIONS: readonly Aggregation[] = ['token-mean', 'seq-mean-token-sum', 'seq-mean-token-mean'];
 const AGG_CODE: Record<Aggregation, number> = { 'token-mean': 0, 'seq-mean-token-sum': 1, 'seq-mean-token-mean': 2 };
 const EST_CODE: Record<KlEstimator, number> = { k1: 0, k2: 1, k3: 2, abs: 3 };
-type Out<K extends string> = { out?: Partial<Record<K, TensorLike>> };
+type Out<K extends string> = { out?: Partial<Record<K, AnyTensor>> };
 
 export interface PpoPolicyLossInputs {
   logp: TensorLike;
@@ -84,7 +85,7 @@ export interface PpoPolicyLossResult {
  * `aggregation`. `clipFraction`: fraction of counted tokens with `−A·clip(ρ) > −Aρ`; `approxKl`:
  * mean of `½(logp − oldLogp)²` over counted tokens. `gradLogp = ∂loss/∂logp`.
  */
-export function ppoPolicyLoss(inputs: PpoPolicyLossInputs, options?: PpoPolicyLossOptions): PpoPolicyLossResult {
+export const ppoPolicyLoss = defineOp('ppoPolicyLoss', function* ppoPolicyLoss(inputs: PpoPolicyLossInputs, options?: PpoPolicyLossOptions): Gen<PpoPolicyLossResult> {
   const a = new OpArgs('ppoPolicyLoss', inputs, options);
   const logp = a.float('logp', { rank: 2 });
   const [B, T] = logp.shape as [number, number];
@@ -103,20 +104,21 @@ export function ppoPolicyLoss(inputs: PpoPolicyLossInputs, options?: PpoPolicyLo
   const refLogp = klCoef > 0 ? refIn : undefined;
   const backend = a.backend();
   const gradLogp = a.out('gradLogp', 'f32', logp.shape);
-  // nothing counted (B·T = 0): every result is 0, on every backend, without B-sized scratch
-  if (B * T === 0) return { loss: 0, gradLogp, clipFraction: 0, approxKl: 0 };
+  // nothing counted (B·T = 0): every result is 0, without B-sized scratch (host inputs; the
+  // kernels do the same for device ones, whose scalars are DeviceScalars)
+  if (B * T === 0 && a.device === undefined) return { loss: 0, gradLogp, clipFraction: 0, approxKl: 0 };
   if (backend === 'js') {
     const r = ref.ppoPolicyLoss(logp.data, oldLogp.data, advantages.data, refLogp?.data, mask.data, gradLogp.data, B, T, {
       clipLow, clipHigh, dualClip, klCoef, klEstimator: refLogp ? klEstimator : undefined, aggregation, normalizer,
     });
     return { ...r, gradLogp };
   }
-  const res = new Float64Array(3);
-  nat().ppoPolicyLoss(B, T, f32Data(logp), f32Data(oldLogp), f32Data(advantages), f32DataOpt(refLogp), maskData(mask), gradLogp.data,
+  const res = a.scalars(3);
+  yield nat().ppoPolicyLoss(B, T, f32Data(logp), f32Data(oldLogp), f32Data(advantages), f32DataOpt(refLogp), maskData(mask), gradLogp.data,
     clipLow, clipHigh, dualClip ?? NaN, klCoef, refLogp ? EST_CODE[klEstimator] : -1, AGG_CODE[aggregation], normalizer ?? NaN,
-    backend === 'cuda', res);
-  return { loss: res[0], gradLogp, clipFraction: res[1], approxKl: res[2] };
-}
+    backend === 'cuda', res.data);
+  return { loss: res.get(0), gradLogp, clipFraction: res.get(1), approxKl: res.get(2) };
+});
 
 export interface ValueLossInputs { values: TensorLike; oldValues: TensorLike; returns: TensorLike; mask: TensorLike }
 export interface ValueLossOptions extends CommonOptions, Out<'gradValues'> {
@@ -132,7 +134,7 @@ export interface ValueLossResult { loss: number; gradValues: Tensor<'f32'>; clip
  * Clipped value loss `½·max((V−R)², (clip(V, Vold−c, Vold+c) − R)²)`, aggregated per `aggregation`;
  * `clipFraction`: fraction of counted tokens where the clipped term is strictly the larger one.
  */
-export function valueLoss(inputs: ValueLossInputs, options: ValueLossOptions): ValueLossResult {
+export const valueLoss = defineOp('valueLoss', function* valueLoss(inputs: ValueLossInputs, options: ValueLossOptions): Gen<ValueLossResult> {
   const a = new OpArgs('valueLoss', inputs, options);
   const values = a.float('values', { rank: 2 });
   const [B, T] = values.shape as [number, number];
@@ -144,16 +146,16 @@ export function valueLoss(inputs: ValueLossInputs, options: ValueLossOptions): V
   const normalizer = a.num('normalizer', { optional: true, gt: 0 });
   const backend = a.backend();
   const gradValues = a.out('gradValues', 'f32', values.shape);
-  if (B * T === 0) return { loss: 0, gradValues, clipFraction: 0 }; // (as in ppoPolicyLoss)
+  if (B * T === 0 && a.device === undefined) return { loss: 0, gradValues, clipFraction: 0 }; // (as in ppoPolicyLoss)
   if (backend === 'js') {
     const r = ref.valueLoss(values.data, oldValues.data, returns.data, mask.data, gradValues.data, B, T, clip, aggregation, normalizer);
     return { ...r, gradValues };
   }
-  const res = new Float64Array(2);
-  nat().valueLoss(B, T, f32Data(values), f32Data(oldValues), f32Data(returns), maskData(mask), gradValues.data,
-    clip, AGG_CODE[aggregation], normalizer ?? NaN, backend === 'cuda', res);
-  return { loss: res[0], gradValues, clipFraction: res[1] };
-}
+  const res = a.scalars(2);
+  yield nat().valueLoss(B, T, f32Data(values), f32Data(oldValues), f32Data(returns), maskData(mask), gradValues.data,
+    clip, AGG_CODE[aggregation], normalizer ?? NaN, backend === 'cuda', res.data);
+  return { loss: res.get(0), gradValues, clipFraction: res.get(1) };
+});
 
 export type P3oVariant = 'separate' | 'joint';
 export const P3O_VARIANTS: readonly P3oVariant[] = ['separate', 'joint'];
@@ -186,7 +188,7 @@ export interface P3oLossResult { loss: number; gradLogp1: Tensor<'f32'>; gradLog
  * V2 ('joint'): `ℓ = max(−Aρ, −A·clip(ρ))` with `ρ = ρ1/ρ2`; `loss = Σ_b ℓ_b / (normalizer ?? B)`.
  * `clipFraction`: fraction of clipped ratios (2B of them for V1, B for V2).
  */
-export function p3oLoss(inputs: P3oLossInputs, options?: P3oLossOptions): P3oLossResult {
+export const p3oLoss = defineOp('p3oLoss', function* p3oLoss(inputs: P3oLossInputs, options?: P3oLossOptions): Gen<P3oLossResult> {
   const a = new OpArgs('p3oLoss', inputs, options);
   const logp1 = a.float('logp1', { rank: 1 });
   const B = logp1.shape[0];
@@ -204,8 +206,8 @@ export function p3oLoss(inputs: P3oLossInputs, options?: P3oLossOptions): P3oLos
       gradLogp1.data, gradLogp2.data, B, variant, clipLow, clipHigh, normalizer);
     return { loss: r.loss, gradLogp1, gradLogp2, clipFraction: r.clipFraction };
   }
-  const res = new Float64Array(2);
-  nat().p3oLoss(B, f32Data(logp1), f32Data(logp2), f32Data(oldLogp1), f32Data(oldLogp2), f32Data(rewards1), f32Data(rewards2),
-    gradLogp1.data, gradLogp2.data, variant === 'joint' ? 1 : 0, clipLow, clipHigh, normalizer ?? NaN, backend === 'cuda', res);
-  return { loss: res[0], gradLogp1, gradLogp2, clipFraction: res[1] };
-}
+  const res = a.scalars(2);
+  yield nat().p3oLoss(B, f32Data(logp1), f32Data(logp2), f32Data(oldLogp1), f32Data(oldLogp2), f32Data(rewards1), f32Data(rewards2),
+    gradLogp1.data, gradLogp2.data, variant === 'joint' ? 1 : 0, clipLow, clipHigh, normalizer ?? NaN, backend === 'cuda', res.data);
+  return { loss: res.get(0), gradLogp1, gradLogp2, clipFraction: res.get(1) };
+});

@@ -20,11 +20,12 @@
  *
  * Every log-sigmoid is a softplus (−log σ(x) = softplus(−x)), so the losses are finite for any margin.
  */
-import { native, type NativeCore } from '../native.js';
+import { defineOp, opNative, type Gen } from '../async.js';
+import type { NativeCore } from '../native.js';
 import type { CommonOptions } from '../validate.js';
 import * as ref from '../reference/preference.js';
-import { readFloat, type Tensor, type TensorLike } from '../tensor.js';
-import { f32Data, INT, LOGITS, logitsData, maskData, OpArgs } from '../validate.js';
+import { readFloat, type Tensor, type AnyTensor, type TensorLike } from '../tensor.js';
+import { f32Data, INT, LOGITS, logitsData, maskData, OpArgs, widenF32 } from '../validate.js';
 
 type F32 = Float32Array;
 type OptF32 = Float32Array | null;
@@ -48,8 +49,7 @@ interface PreferenceNative extends NativeCore {
     beta: number, sftWeight: number, cuda: boolean, scalars: Float64Array,
   ): void;
 }
-const nat = () => native as PreferenceNative;
-const SCALARS = new Float64Array(2);
+const nat = () => opNative<PreferenceNative>();
 
 export type PreferenceType = ref.PreferenceType;
 export type ListwiseType = ref.ListwiseType;
@@ -60,7 +60,7 @@ const TYPE_CODE: Record<PreferenceType, number> = {
 };
 const LIST_CODE: Record<ListwiseType, number> = { lipo: 0, pro: 1, pl: 2 };
 
-type Out<K extends string> = { out?: Partial<Record<K, TensorLike>> };
+type Out<K extends string> = { out?: Partial<Record<K, AnyTensor>> };
 
 /** A float tensor's data for the backend: f32 as is for native (f64 rounded once), numbers for js. */
 const dataFor = (t: Tensor | undefined, js: boolean): ArrayLike<number> | undefined =>
@@ -69,9 +69,10 @@ const dataFor = (t: Tensor | undefined, js: boolean): ArrayLike<number> | undefi
 /** Lengths as f32 or f64 or i32; each must be > 0. Returned as f32 for native. */
 function lengthData(a: OpArgs, name: string, shape: readonly number[], js: boolean): ArrayLike<number> {
   const t = a.tensor(name, ['f32', 'f64', 'i32'], { shape });
-  const d = t.data as ArrayLike<number>;
+  const d = a.values(t) as ArrayLike<number>;
   for (let i = 0; i < d.length; i++) if (d[i] <= 0) a.rangeError(`input '${name}' must be > 0 everywhere, got ${d[i]} at ${i}`);
   if (js) return d;
+  if (a.device !== undefined) return t.dtype === 'i32' ? (a.upload(Float32Array.from(d), shape).data as unknown as Float32Array) : widenF32(t);
   return t.dtype === 'f32' ? (d as Float32Array) : Float32Array.from(d);
 }
 
@@ -164,12 +165,13 @@ export interface PreferenceLossResult {
  */
 function outsB(a: OpArgs, shape: readonly number[], B: number, count: number) {
   const hasOut = a.options.out !== undefined && a.options.out !== null;
-  // (above ~8K examples one big zeroed block costs more than separate ones: mmap'd, page faults)
-  const block = hasOut || B > 8192 ? null : new Float32Array(B * count);
+  const own = hasOut || a.device !== undefined; // a.out: checked out buffers, device tensors
+  // (above ~8K examples one big zeroed block costs more than separate ones: mmap'd, page faults;
+  // a.out then also gives large outputs of an .async call addon-owned memory)
+  const block = own || B > 8192 ? null : new Float32Array(B * count);
   let k = 0;
   return (name: string): Tensor<'f32'> => {
-    if (hasOut) return a.out(name, 'f32', shape);
-    if (!block) return { data: new Float32Array(B), shape, dtype: 'f32' };
+    if (!block) return a.out(name, 'f32', shape);
     const data = block.subarray(k * B, (k + 1) * B);
     k++;
     return { data, shape, dtype: 'f32' };
@@ -177,7 +179,7 @@ function outsB(a: OpArgs, shape: readonly number[], B: number, count: number) {
 }
 
 function checkProb(a: OpArgs, t: Tensor) {
-  const d = t.data as ArrayLike<number>;
+  const d = a.values(t) as ArrayLike<number>;
   for (let i = 0; i < d.length; i++)
     if (d[i] < 0 || d[i] > 1) a.rangeError(`input 'preferenceProb' must lie in [0, 1], got ${d[i]} at ${i}`);
 }
@@ -189,7 +191,7 @@ function checkProb(a: OpArgs, t: Tensor) {
  * rpo `−log σ(βu) + ηβ·nll`; xpo `−log σ(βu) + α·explore`; inpo `(h − 1/(2η))²`;
  * dno `−p log σ(βu) − (1−p) log σ(−βu)`; orpo `−β log σ(odds) + nll`; simpo `−log σ(β(πc − πr) − γ)`.
  */
-export function preferenceLoss(inputs: PreferenceLossInputs, options: PreferenceLossOptions): PreferenceLossResult {
+export const preferenceLoss = defineOp('preferenceLoss', function* preferenceLoss(inputs: PreferenceLossInputs, options: PreferenceLossOptions): Gen<PreferenceLossResult> {
   const a = new OpArgs('preferenceLoss', inputs, options);
   const pcT = a.float('policyChosen', { rank: 1 });
   const shape = Object.freeze([pcT.shape[0]]);
@@ -208,7 +210,7 @@ export function preferenceLoss(inputs: PreferenceLossInputs, options: Preference
   if (probT) checkProb(a, probT);
   if (t === 'orpo') {
     for (const [n, T] of [['policyChosen', pcT], ['policyRejected', prT]] as const) {
-      const d = T.data as ArrayLike<number>;
+      const d = a.values(T) as ArrayLike<number>;
       for (let i = 0; i < d.length; i++)
         if (d[i] >= 0) a.rangeError(`orpo needs length-averaged log-probs < 0: input '${n}' is ${d[i]} at ${i}`);
     }
@@ -238,21 +240,22 @@ export function preferenceLoss(inputs: PreferenceLossInputs, options: Preference
     });
   } else {
     const f = (x: Tensor | undefined) => (x === undefined ? null : f32Data(x));
-    nat().preferenceLoss(
+    const sc = a.scalars(2);
+    yield nat().preferenceLoss(
       B, TYPE_CODE[t], P.lengthNormalize, f32Data(pcT), f32Data(prT), f(rcT), f(rrT), (lc as F32) ?? null, (lr as F32) ?? null,
       f(nllT), f(exT), f(qcT), f(qrT), f(probT), losses.data, gradPolicyChosen.data, gradPolicyRejected.data,
       chosenRewards.data, rejectedRewards.data, margins.data, gx ? gx.data : null,
-      P.beta, P.epsilon, P.eta, P.alpha, P.tau, P.gamma, backend === 'cuda', SCALARS,
+      P.beta, P.epsilon, P.eta, P.alpha, P.tau, P.gamma, backend === 'cuda', sc.data,
     );
-    loss = SCALARS[0];
-    accuracy = SCALARS[1];
+    loss = sc.get(0);
+    accuracy = sc.get(1);
   }
   const res: PreferenceLossResult = {
     losses, loss, gradPolicyChosen, gradPolicyRejected, chosenRewards, rejectedRewards, margins, accuracy,
   };
   if (gx) res[extraName] = gx;
   return res;
-}
+});
 
 export interface ApoReferenceInputs { current: TensorLike; previous: TensorLike }
 export interface ApoReferenceOptions extends CommonOptions, Out<'reference'> {
@@ -261,7 +264,7 @@ export interface ApoReferenceOptions extends CommonOptions, Out<'reference'> {
 }
 
 /** Accelerated Preference Optimization's reference log-probs `(1 + α)·current − α·previous` (elementwise, any shape). */
-export function apoReference(inputs: ApoReferenceInputs, options: ApoReferenceOptions): { reference: Tensor<'f32'> } {
+export const apoReference = defineOp('apoReference', function* apoReference(inputs: ApoReferenceInputs, options: ApoReferenceOptions): Gen<{ reference: Tensor<'f32'> }> {
   const a = new OpArgs('apoReference', inputs, options);
   const cur = a.float('current');
   const prev = a.float('previous', { shape: cur.shape });
@@ -269,9 +272,9 @@ export function apoReference(inputs: ApoReferenceInputs, options: ApoReferenceOp
   const backend = a.backend();
   const reference = a.out('reference', 'f32', cur.shape);
   if (backend === 'js') ref.apoReference(cur.data as ArrayLike<number>, prev.data as ArrayLike<number>, reference.data, alpha);
-  else nat().apoReference(reference.data.length, f32Data(cur), f32Data(prev), reference.data, alpha, backend === 'cuda');
+  else yield nat().apoReference(reference.data.length, f32Data(cur), f32Data(prev), reference.data, alpha, backend === 'cuda');
   return { reference };
-}
+});
 
 export interface ListwiseLossInputs {
   /** summed sequence log-probs of K responses per prompt [B,K] (pro, pl: best first) */
@@ -296,9 +299,9 @@ export interface ListwiseLossOptions extends CommonOptions, Out<'losses' | 'grad
  * (Δ held constant), PRO's temperature-weighted ranking loss plus its SFT term, and the
  * Plackett-Luce loss `−Σ_k log(e^{s_k} / Σ_{i≥k} e^{s_i})`.
  */
-export function listwiseLoss(
+export const listwiseLoss = defineOp('listwiseLoss', function* listwiseLoss(
   inputs: ListwiseLossInputs, options: ListwiseLossOptions,
-): { losses: Tensor<'f32'>; loss: number; gradPolicy: Tensor<'f32'> } {
+): Gen<{ losses: Tensor<'f32'>; loss: number; gradPolicy: Tensor<'f32'> }> {
   const a = new OpArgs('listwiseLoss', inputs, options);
   const pol = a.float('policy', { rank: 2 });
   const shape = pol.shape;
@@ -321,12 +324,13 @@ export function listwiseLoss(
       losses.data, gradPolicy.data);
   } else {
     const f = (x: Tensor | undefined) => (x === undefined ? null : f32Data(x));
-    nat().listwiseLoss(B, K, LIST_CODE[type], f32Data(pol), f(refT), f(labT), (len as F32) ?? null, losses.data, gradPolicy.data,
-      beta, sftWeight, backend === 'cuda', SCALARS);
-    loss = SCALARS[0];
+    const sc = a.scalars(2);
+    yield nat().listwiseLoss(B, K, LIST_CODE[type], f32Data(pol), f(refT), f(labT), (len as F32) ?? null, losses.data, gradPolicy.data,
+      beta, sftWeight, backend === 'cuda', sc.data);
+    loss = sc.get(0);
   }
   return { losses, loss, gradPolicy };
-}
+});
 
 export interface FusedPreferenceLossInputs {
   /** [2B, T, V] (f32, f64, f16, bf16): rows 0..B−1 the chosen responses, B..2B−1 the rejected ones */
@@ -364,7 +368,7 @@ export interface FusedPreferenceLossResult extends PreferenceLossResult {
  * gradient flows into `gradLogits`. Equal to logprobs → sequenceLogprobs → preferenceLoss →
  * logprobsBackward.
  */
-export function fusedPreferenceLoss(inputs: FusedPreferenceLossInputs, options: FusedPreferenceLossOptions): FusedPreferenceLossResult {
+export const fusedPreferenceLoss = defineOp('fusedPreferenceLoss', function* fusedPreferenceLoss(inputs: FusedPreferenceLossInputs, options: FusedPreferenceLossOptions): Gen<FusedPreferenceLossResult> {
   const a = new OpArgs('fusedPreferenceLoss', inputs, options);
   const logits = a.tensor('logits', LOGITS, { rank: 3 });
   const [R, T, V] = logits.shape as [number, number, number];
@@ -382,7 +386,7 @@ export function fusedPreferenceLoss(inputs: FusedPreferenceLossInputs, options: 
   if (prob) checkProb(a, prob);
   const temperature = a.num('temperature', { default: 1, gt: 0 });
   const ignoreIndex = a.num('ignoreIndex', { default: -100, integer: true, min: -2147483648, max: 2147483647 });
-  const lab = labels.data as Int32Array, md = mask?.data;
+  const lab = a.values(labels) as Int32Array, md = mask ? a.values(mask) : undefined; // device: read back (2B·T each)
   for (let i = 0; i < lab.length; i++) {
     const y = lab[i];
     if (y !== ignoreIndex && (y < 0 || y >= V) && (md === undefined || md[i] !== 0))
@@ -411,18 +415,19 @@ export function fusedPreferenceLoss(inputs: FusedPreferenceLossInputs, options: 
   } else {
     const f = (x: Tensor | undefined) => (x === undefined ? null : f32Data(x));
     const L = logitsData(logits);
-    nat().fusedPreferenceLoss(
-      B, T, V, TYPE_CODE[t], P.lengthNormalize, L.code, L.data, lab, maskData(mask), f(refLogp), f(prevLogp), f(explore), f(prob),
+    const sc = a.scalars(2);
+    yield nat().fusedPreferenceLoss(
+      B, T, V, TYPE_CODE[t], P.lengthNormalize, L.code, L.data, labels.data as Int32Array, maskData(mask), f(refLogp), f(prevLogp), f(explore), f(prob),
       gradLogits.data, losses.data, gradPolicyChosen.data, gradPolicyRejected.data, chosenRewards.data, rejectedRewards.data,
       margins.data, gx ? gx.data : null, P.beta, P.epsilon, P.eta, P.alpha, P.tau, P.gamma, temperature, ignoreIndex,
-      backend === 'cuda', SCALARS,
+      backend === 'cuda', sc.data,
     );
-    loss = SCALARS[0];
-    accuracy = SCALARS[1];
+    loss = sc.get(0);
+    accuracy = sc.get(1);
   }
   const res: FusedPreferenceLossResult = {
     losses, loss, gradPolicyChosen, gradPolicyRejected, chosenRewards, rejectedRewards, margins, accuracy, gradLogits,
   };
   if (gx) res.gradPolicyExplore = gx;
   return res;
-}
+});

@@ -10,9 +10,10 @@
  * - `unpack`: packed `[P,L,D]` rows back to the left-padded `[n, maxLen, D]` batch.
  * - `packedAttention`: causal attention restricted to segments, GQA, never materialising `[L,L]`.
  */
-import { native, type NativeCore } from '../native.js';
+import { defineOp, opNative, type Gen } from '../async.js';
+import type { NativeCore } from '../native.js';
 import * as ref from '../reference/prepack.js';
-import { readFloat, type Tensor, type TensorLike } from '../tensor.js';
+import { readFloat, type Tensor, type AnyTensor, type TensorLike } from '../tensor.js';
 import { f32Data, INT, LOGITS, OpArgs, type CommonOptions } from '../validate.js';
 
 type I32 = Int32Array;
@@ -29,9 +30,9 @@ interface PrepackNative extends NativeCore {
     v: Float32Array | Uint16Array, seg: I32, out: Float32Array, scale: number, cuda: boolean,
   ): { tilesComputed: number; tilesSkipped: number };
 }
-const nat = () => native as PrepackNative;
+const nat = () => opNative<PrepackNative>();
 
-type Out<K extends string> = { out?: Partial<Record<K, TensorLike>> };
+type Out<K extends string> = { out?: Partial<Record<K, AnyTensor>> };
 
 export type PackAlgorithm = ref.PackAlgorithm;
 export const PACK_ALGORITHMS: readonly PackAlgorithm[] = ['ffd', 'bfd'];
@@ -51,11 +52,12 @@ function checkLengths(a: OpArgs, lengths: ArrayLike<number>, capacity: number, w
 
 /**
  * Runs the packing (js or native; the cuda backend uses the CPU algorithm: pure bookkeeping),
- * writing packOf/offsetOf straight into the op's output tensors.
+ * writing packOf/offsetOf straight into the op's output tensors (host tensors for device inputs,
+ * uploaded by OpArgs.deliver).
  */
-function pack(a: OpArgs, lengths: Int32Array, capacity: number, algorithm: PackAlgorithm, backend: string) {
+function* pack(a: OpArgs, lengths: Int32Array, capacity: number, algorithm: PackAlgorithm, backend: string): Gen<{ packOf: Tensor<'i32'>; offsetOf: Tensor<'i32'>; loads: Int32Array }> {
   const n = lengths.length;
-  const packOf = a.out('packOf', 'i32', [n]), offsetOf = a.out('offsetOf', 'i32', [n]);
+  const packOf = a.hostOut('packOf', 'i32', [n]), offsetOf = a.hostOut('offsetOf', 'i32', [n]);
   let loads: Int32Array;
   if (backend === 'js') {
     const r = ref.packSequences(lengths, capacity, algorithm);
@@ -64,7 +66,7 @@ function pack(a: OpArgs, lengths: Int32Array, capacity: number, algorithm: PackA
     loads = r.packLengths;
   } else {
     const buf = new Int32Array(n);
-    const P = nat().packSequences(n, lengths, capacity, algorithm === 'bfd' ? 1 : 0, packOf.data, offsetOf.data, buf);
+    const P = (yield nat().packSequences(n, lengths, capacity, algorithm === 'bfd' ? 1 : 0, packOf.data, offsetOf.data, buf)) as number;
     loads = buf.subarray(0, P);
   }
   return { packOf, offsetOf, loads };
@@ -85,18 +87,19 @@ export interface PackSequencesResult { packOf: Tensor<'i32'>; offsetOf: Tensor<'
  * with room (ties: lowest pack index); a sequence is appended after the pack's earlier sequences.
  * Zero-length sequences occupy nothing (packOf 0, offsetOf 0). O(n log n).
  */
-export function packSequences(inputs: PackSequencesInputs, options: PackSequencesOptions): PackSequencesResult {
+export const packSequences = defineOp('packSequences', function* packSequences(inputs: PackSequencesInputs, options: PackSequencesOptions): Gen<PackSequencesResult> {
   const a = new OpArgs('packSequences', inputs, options);
   const lengths = a.tensor('lengths', INT, { rank: 1 });
   const capacity = capacityOption(a);
   const algorithm = a.oneOf('algorithm', PACK_ALGORITHMS, 'ffd');
   const backend = a.backend();
-  checkLengths(a, lengths.data, capacity);
-  const r = pack(a, lengths.data as Int32Array, capacity, algorithm, backend);
-  const packLengths = a.out('packLengths', 'i32', [r.loads.length]);
+  const lens = a.values(lengths) as Int32Array; // device inputs: read back (host bookkeeping)
+  checkLengths(a, lens, capacity);
+  const r = yield* pack(a, lens, capacity, algorithm, backend);
+  const packLengths = a.hostOut('packLengths', 'i32', [r.loads.length]);
   packLengths.data.set(r.loads);
-  return { packOf: r.packOf, offsetOf: r.offsetOf, packLengths };
-}
+  return a.deliver({ packOf: r.packOf, offsetOf: r.offsetOf, packLengths });
+});
 
 export interface PrepackInputs { tokens: TensorLike; lengths: TensorLike }
 export interface PrepackOptions extends CommonOptions,
@@ -122,7 +125,7 @@ export interface PrepackResult {
  * boundaries. `holdLast` holds back each prompt's last token (returned in `held`) for the first
  * decode step.
  */
-export function prepack(inputs: PrepackInputs, options: PrepackOptions): PrepackResult {
+export const prepack = defineOp('prepack', function* prepack(inputs: PrepackInputs, options: PrepackOptions): Gen<PrepackResult> {
   const a = new OpArgs('prepack', inputs, options);
   const tokens = a.tensor('tokens', INT, { rank: 1 });
   const lengths = a.tensor('lengths', INT, { rank: 1 });
@@ -131,42 +134,43 @@ export function prepack(inputs: PrepackInputs, options: PrepackOptions): Prepack
   const padId = a.num('padId', { default: 0, integer: true, min: -(2 ** 31), max: INT32_MAX });
   const holdLast = a.bool('holdLast', false);
   const backend = a.backend();
-  const src = lengths.data as Int32Array;
+  const src = a.values(lengths) as Int32Array; // device inputs: read back (host bookkeeping)
+  const toks = a.values(tokens) as Int32Array;
   const n = src.length;
   checkLengths(a, src, capacity, 'lengths', holdLast ? 1 : 0);
   let total = 0;
   for (let i = 0; i < n; i++) total += src[i];
-  if (total !== tokens.data.length)
-    a.rangeError(`input 'tokens' has ${tokens.data.length} elements but the lengths sum to ${total}`);
+  if (total !== toks.length)
+    a.rangeError(`input 'tokens' has ${toks.length} elements but the lengths sum to ${total}`);
   if (total > INT32_MAX) a.rangeError(`the lengths sum to ${total}, more than cuSeqlens (int32) can hold`);
   const packed = holdLast ? Int32Array.from(src, (l) => Math.max(0, l - 1)) : src;
   const L = capacity;
-  const r = pack(a, packed, capacity, algorithm, backend);
+  const r = yield* pack(a, packed, capacity, algorithm, backend);
   const P = r.loads.length;
   if (P * L > INT32_MAX) a.rangeError(`${P} packs of ${L} tokens exceed the int32 range of restore indices`);
   const res: PrepackResult = {
-    inputIds: a.out('inputIds', 'i32', [P, L]),
-    positionIds: a.out('positionIds', 'i32', [P, L]),
-    segmentIds: a.out('segmentIds', 'i32', [P, L]),
+    inputIds: a.hostOut('inputIds', 'i32', [P, L]),
+    positionIds: a.hostOut('positionIds', 'i32', [P, L]),
+    segmentIds: a.hostOut('segmentIds', 'i32', [P, L]),
     packOf: r.packOf,
     offsetOf: r.offsetOf,
-    restore: a.out('restore', 'i32', [n]),
-    cuSeqlens: a.out('cuSeqlens', 'i32', [n + 1]),
-    order: a.out('order', 'i32', [n]),
+    restore: a.hostOut('restore', 'i32', [n]),
+    cuSeqlens: a.hostOut('cuSeqlens', 'i32', [n + 1]),
+    order: a.hostOut('order', 'i32', [n]),
   };
-  const held = holdLast ? a.out('held', 'i32', [n]) : undefined;
+  const held = holdLast ? a.hostOut('held', 'i32', [n]) : undefined;
   if (backend === 'js') {
-    ref.prepackFill(tokens.data, src, packed, r.packOf.data, r.offsetOf.data, P, L, padId, {
+    ref.prepackFill(toks, src, packed, r.packOf.data, r.offsetOf.data, P, L, padId, {
       inputIds: res.inputIds.data, positionIds: res.positionIds.data, segmentIds: res.segmentIds.data, restore: res.restore.data,
       cuSeqlens: res.cuSeqlens.data, order: res.order.data, held: held ? held.data : null,
     });
   } else {
-    nat().prepackFill(n, P, L, total, tokens.data as I32, src, packed, r.packOf.data, r.offsetOf.data, res.inputIds.data, res.positionIds.data,
+    yield nat().prepackFill(n, P, L, total, toks, src, packed, r.packOf.data, r.offsetOf.data, res.inputIds.data, res.positionIds.data,
       res.segmentIds.data, res.restore.data, res.cuSeqlens.data, res.order.data, held ? held.data : new Int32Array(n), padId, holdLast);
   }
   if (held) res.held = held;
-  return res;
-}
+  return a.deliver(res);
+});
 
 export type MaskFormat = 'bool' | 'additive';
 export interface AttentionMaskInputs { segmentIds: TensorLike }
@@ -179,7 +183,7 @@ export interface AttentionMaskOptions extends CommonOptions, Out<'mask'> {
  * The block-diagonal causal mask of Prepacking §3: `mask[p,i,j] = (seg_i = seg_j ≠ 0 ∧ j ≤ i)`.
  * Output-bound; `packedAttention` consumes the compact `segmentIds` instead.
  */
-export function attentionMask(inputs: AttentionMaskInputs, options?: AttentionMaskOptions): { mask: Tensor<'u8'> | Tensor<'f32'> } {
+export const attentionMask = defineOp('attentionMask', function* attentionMask(inputs: AttentionMaskInputs, options?: AttentionMaskOptions): Gen<{ mask: Tensor<'u8'> | Tensor<'f32'> }> {
   const a = new OpArgs('attentionMask', inputs, options);
   const seg = a.tensor('segmentIds', INT, { rank: 2 });
   const format = a.oneOf('format', ['bool', 'additive'] as const, 'bool');
@@ -187,9 +191,9 @@ export function attentionMask(inputs: AttentionMaskInputs, options?: AttentionMa
   const [P, L] = seg.shape as [number, number];
   const mask = format === 'bool' ? a.out('mask', 'u8', [P, L, L]) : a.out('mask', 'f32', [P, L, L]);
   if (backend === 'js') ref.attentionMask(seg.data, P, L, mask.data, format === 'additive');
-  else nat().attentionMask(P, L, seg.data as I32, mask.data, format === 'additive' ? 1 : 0, backend === 'cuda');
+  else yield nat().attentionMask(P, L, seg.data as I32, mask.data, format === 'additive' ? 1 : 0, backend === 'cuda');
   return { mask };
-}
+});
 
 export interface UnpackInputs { packed: TensorLike; packOf: TensorLike; offsetOf: TensorLike; lengths: TensorLike }
 export interface UnpackOptions extends CommonOptions, Out<'rows'> {}
@@ -198,7 +202,7 @@ export interface UnpackOptions extends CommonOptions, Out<'rows'> {}
  * Restores per-prompt rows (a KV cache or hidden states) from the packed layout to the left-padded
  * batch: `rows[i, maxLen − len_i + t] = packed[packOf_i, offsetOf_i + t]`, zeros before.
  */
-export function unpack(inputs: UnpackInputs, options?: UnpackOptions): { rows: Tensor<'f32'> } {
+export const unpack = defineOp('unpack', function* unpack(inputs: UnpackInputs, options?: UnpackOptions): Gen<{ rows: Tensor<'f32'> }> {
   const a = new OpArgs('unpack', inputs, options);
   const packed = a.float('packed', { rank: 3 });
   const [P, L, D] = packed.shape as [number, number, number];
@@ -208,8 +212,10 @@ export function unpack(inputs: UnpackInputs, options?: UnpackOptions): { rows: T
   const offsetOf = a.tensor('offsetOf', INT, { shape: [n] });
   const backend = a.backend();
   let maxLen = 0;
+  // device inputs: the layout (3n int32) is read back for these checks; packed stays on the device
+  const lenV = a.values(lengths), packV = a.values(packOf), offV = a.values(offsetOf);
   for (let i = 0; i < n; i++) {
-    const len = lengths.data[i], p = packOf.data[i], o = offsetOf.data[i];
+    const len = lenV[i], p = packV[i], o = offV[i];
     if (len < 0) a.rangeError(`input 'lengths'[${i}] = ${len} is negative`);
     if (len === 0) continue;
     if (p < 0 || p >= P) a.rangeError(`input 'packOf'[${i}] = ${p} is outside [0, ${P})`);
@@ -219,9 +225,9 @@ export function unpack(inputs: UnpackInputs, options?: UnpackOptions): { rows: T
   const rows = a.out('rows', 'f32', [n, maxLen, D]);
   if (backend === 'js') ref.unpack(packed.data, packOf.data, offsetOf.data, lengths.data, L, D, maxLen, rows.data);
   else
-    nat().unpack(n, P, L, D, maxLen, f32Data(packed), packOf.data as I32, offsetOf.data as I32, lengths.data as I32, rows.data, backend === 'cuda');
+    yield nat().unpack(n, P, L, D, maxLen, f32Data(packed), packOf.data as I32, offsetOf.data as I32, lengths.data as I32, rows.data, backend === 'cuda');
   return { rows };
-}
+});
 
 export interface PackedAttentionInputs { q: TensorLike; k: TensorLike; v: TensorLike; segmentIds: TensorLike }
 export interface PackedAttentionOptions extends CommonOptions, Out<'out'> {
@@ -237,12 +243,14 @@ const DT_CODE = { f32: 0, f64: 0, f16: 1, bf16: 2 } as const;
  * (segment 0) are zeros. q, k, v in f32/f64/f16/bf16 (one dtype); f32 out. Tiled with an online
  * softmax: the `[L,L]` scores are never materialised and masked-out tiles are never touched.
  */
-export function packedAttention(inputs: PackedAttentionInputs, options?: PackedAttentionOptions): { out: Tensor<'f32'> } {
-  return packedAttentionImpl(inputs, options).res;
-}
+export const packedAttention = defineOp('packedAttention', function* packedAttention(inputs: PackedAttentionInputs, options?: PackedAttentionOptions): Gen<{ out: Tensor<'f32'> }> {
+  return (yield* attention(inputs, options)).res;
+});
 
 /** packedAttention plus the native kernel's tile counts (for tests and the bench). */
-export function packedAttentionImpl(inputs: PackedAttentionInputs, options?: PackedAttentionOptions) {
+export const packedAttentionImpl = defineOp('packedAttentionImpl', attention);
+
+function* attention(inputs: PackedAttentionInputs, options?: PackedAttentionOptions): Gen<{ res: { out: Tensor<'f32'> }; tiles: { tilesComputed: number; tilesSkipped: number } }> {
   const a = new OpArgs('packedAttention', inputs, options);
   const q = a.tensor('q', LOGITS, { rank: 4 });
   const [P, L, H, Dh] = q.shape as [number, number, number, number];
@@ -261,8 +269,8 @@ export function packedAttentionImpl(inputs: PackedAttentionInputs, options?: Pac
   if (backend === 'js') ref.packedAttention(readFloat(q), readFloat(k), readFloat(v), seg.data, P, L, H, Hkv, Dh, scale, out.data);
   else {
     const data = (t: Tensor) => (t.dtype === 'f16' || t.dtype === 'bf16' ? (t.data as Uint16Array) : f32Data(t));
-    tiles = nat().packedAttention(P, L, H, Hkv, Dh, DT_CODE[q.dtype as 'f32'], data(q), data(k), data(v), seg.data as I32, out.data,
-      scale, backend === 'cuda');
+    tiles = (yield nat().packedAttention(P, L, H, Hkv, Dh, DT_CODE[q.dtype as 'f32'], data(q), data(k), data(v), seg.data as I32, out.data,
+      scale, backend === 'cuda')) as typeof tiles;
   }
   return { res: { out }, tiles };
 }

@@ -6,9 +6,10 @@
  * - `rtoRewards`: DPO Meets PPO (RTO) eq. 4.7.
  * - `implicitRewards`: From r to Q*, the per-token implicit reward.
  */
-import { native, type NativeCore } from '../native.js';
+import { defineOp, opNative, type Gen } from '../async.js';
+import type { NativeCore } from '../native.js';
 import * as ref from '../reference/rewards.js';
-import type { Tensor, TensorLike } from '../tensor.js';
+import type { Tensor, AnyTensor, TensorLike } from '../tensor.js';
 import { f32Data, f32DataOpt, maskData, OpArgs, type CommonOptions } from '../validate.js';
 
 type F32 = Float32Array;
@@ -19,13 +20,13 @@ interface RewardsNative extends NativeCore {
   rtoRewards(B: number, T: number, dpo: F32, refLogp: F32, logp: F32, mask: MaskArr, scores: F32 | null, out: F32, b1: number, b2: number, b3: number, dpoClip: number, cuda: boolean): void;
   implicitRewards(B: number, T: number, logp: F32, refLogp: F32, mask: MaskArr, out: F32, beta: number, cuda: boolean): void;
 }
-const nat = () => native as RewardsNative;
+const nat = () => opNative<RewardsNative>();
 
 export type KlEstimator = ref.KlEstimator;
 export const KL_ESTIMATORS: readonly KlEstimator[] = ['k1', 'k2', 'k3', 'abs'];
 const EST_CODE: Record<KlEstimator, number> = { k1: 0, k2: 1, k3: 2, abs: 3 };
 
-type Out<K extends string> = { out?: Partial<Record<K, TensorLike>> };
+type Out<K extends string> = { out?: Partial<Record<K, AnyTensor>> };
 
 /** Reads logp [B,T] and the other [B,T] float inputs named in `same`. */
 function tokens2d(a: OpArgs, first: string, same: string[]): { B: number; T: number; ts: Tensor[] } {
@@ -43,7 +44,7 @@ export interface KlPenaltyOptions extends CommonOptions, Out<'kl'> {
 }
 
 /** Per-token KL estimate `kl_t = k(logp_t − refLogp_t)`, 0 at masked positions. */
-export function klPenalty(inputs: KlPenaltyInputs, options?: KlPenaltyOptions): { kl: Tensor<'f32'> } {
+export const klPenalty = defineOp('klPenalty', function* klPenalty(inputs: KlPenaltyInputs, options?: KlPenaltyOptions): Gen<{ kl: Tensor<'f32'> }> {
   const a = new OpArgs('klPenalty', inputs, options);
   const { B, T, ts: [logp, refLogp] } = tokens2d(a, 'logp', ['refLogp']);
   const mask = a.mask('mask', { optional: true, shape: logp.shape });
@@ -52,9 +53,9 @@ export function klPenalty(inputs: KlPenaltyInputs, options?: KlPenaltyOptions): 
   const backend = a.backend();
   const kl = a.out('kl', 'f32', logp.shape);
   if (backend === 'js') ref.klPenalty(logp.data, refLogp.data, mask?.data, kl.data, estimator, clamp);
-  else nat().klPenalty(B, T, f32Data(logp), f32Data(refLogp), maskData(mask), kl.data, EST_CODE[estimator], clamp ?? NaN, backend === 'cuda');
+  else yield nat().klPenalty(B, T, f32Data(logp), f32Data(refLogp), maskData(mask), kl.data, EST_CODE[estimator], clamp ?? NaN, backend === 'cuda');
   return { kl };
-}
+});
 
 export interface TokenRewardsInputs { logp: TensorLike; refLogp: TensorLike; mask: TensorLike; scores: TensorLike }
 export interface TokenRewardsOptions extends CommonOptions, Out<'rewards'> {
@@ -65,7 +66,7 @@ export interface TokenRewardsOptions extends CommonOptions, Out<'rewards'> {
 }
 
 /** `r_t = −klCoef·kl_t` on counted tokens, plus `clip(score_b)` at the row's last counted token. */
-export function tokenRewards(inputs: TokenRewardsInputs, options: TokenRewardsOptions): { rewards: Tensor<'f32'> } {
+export const tokenRewards = defineOp('tokenRewards', function* tokenRewards(inputs: TokenRewardsInputs, options: TokenRewardsOptions): Gen<{ rewards: Tensor<'f32'> }> {
   const a = new OpArgs('tokenRewards', inputs, options);
   const { B, T, ts: [logp, refLogp] } = tokens2d(a, 'logp', ['refLogp']);
   const mask = a.mask('mask', { shape: logp.shape });
@@ -77,10 +78,10 @@ export function tokenRewards(inputs: TokenRewardsInputs, options: TokenRewardsOp
   const rewards = a.out('rewards', 'f32', logp.shape);
   if (backend === 'js') ref.tokenRewards(logp.data, refLogp.data, mask.data, scores.data, rewards.data, B, T, klCoef, estimator, scoreClip);
   else
-    nat().tokenRewards(B, T, f32Data(logp), f32Data(refLogp), maskData(mask), f32Data(scores), rewards.data, klCoef,
+    yield nat().tokenRewards(B, T, f32Data(logp), f32Data(refLogp), maskData(mask), f32Data(scores), rewards.data, klCoef,
       EST_CODE[estimator], scoreClip ?? NaN, backend === 'cuda');
   return { rewards };
-}
+});
 
 export interface RtoRewardsInputs { dpoLogp: TensorLike; refLogp: TensorLike; logp: TensorLike; mask: TensorLike; scores?: TensorLike }
 export interface RtoRewardsOptions extends CommonOptions, Out<'rewards'> {
@@ -92,7 +93,7 @@ export interface RtoRewardsOptions extends CommonOptions, Out<'rewards'> {
 }
 
 /** RTO eq. 4.7: `r_t = β1·(dpoLogp_t − refLogp_t) − β2·(logp_t − refLogp_t)`, plus `β3·score_b` at the last counted token. */
-export function rtoRewards(inputs: RtoRewardsInputs, options: RtoRewardsOptions): { rewards: Tensor<'f32'> } {
+export const rtoRewards = defineOp('rtoRewards', function* rtoRewards(inputs: RtoRewardsInputs, options: RtoRewardsOptions): Gen<{ rewards: Tensor<'f32'> }> {
   const a = new OpArgs('rtoRewards', inputs, options);
   const { B, T, ts: [dpoLogp, refLogp, logp] } = tokens2d(a, 'dpoLogp', ['refLogp', 'logp']);
   const mask = a.mask('mask', { shape: dpoLogp.shape });
@@ -106,10 +107,10 @@ export function rtoRewards(inputs: RtoRewardsInputs, options: RtoRewardsOptions)
   if (backend === 'js')
     ref.rtoRewards(dpoLogp.data, refLogp.data, logp.data, mask.data, scores?.data, rewards.data, B, T, beta1, beta2, beta3, dpoClip);
   else
-    nat().rtoRewards(B, T, f32Data(dpoLogp), f32Data(refLogp), f32Data(logp), maskData(mask), f32DataOpt(scores), rewards.data,
+    yield nat().rtoRewards(B, T, f32Data(dpoLogp), f32Data(refLogp), f32Data(logp), maskData(mask), f32DataOpt(scores), rewards.data,
       beta1, beta2, beta3, dpoClip ?? NaN, backend === 'cuda');
   return { rewards };
-}
+});
 
 export interface ImplicitRewardsInputs { logp: TensorLike; refLogp: TensorLike; mask: TensorLike }
 export interface ImplicitRewardsOptions extends CommonOptions, Out<'rewards'> {
@@ -117,7 +118,7 @@ export interface ImplicitRewardsOptions extends CommonOptions, Out<'rewards'> {
 }
 
 /** From r to Q*: `β·(logp_t − refLogp_t)` on counted tokens (their sum is DPO's implicit reward). */
-export function implicitRewards(inputs: ImplicitRewardsInputs, options: ImplicitRewardsOptions): { rewards: Tensor<'f32'> } {
+export const implicitRewards = defineOp('implicitRewards', function* implicitRewards(inputs: ImplicitRewardsInputs, options: ImplicitRewardsOptions): Gen<{ rewards: Tensor<'f32'> }> {
   const a = new OpArgs('implicitRewards', inputs, options);
   const { B, T, ts: [logp, refLogp] } = tokens2d(a, 'logp', ['refLogp']);
   const mask = a.mask('mask', { shape: logp.shape });
@@ -125,6 +126,6 @@ export function implicitRewards(inputs: ImplicitRewardsInputs, options: Implicit
   const backend = a.backend();
   const rewards = a.out('rewards', 'f32', logp.shape);
   if (backend === 'js') ref.implicitRewards(logp.data, refLogp.data, mask.data, rewards.data, beta);
-  else nat().implicitRewards(B, T, f32Data(logp), f32Data(refLogp), maskData(mask), rewards.data, beta, backend === 'cuda');
+  else yield nat().implicitRewards(B, T, f32Data(logp), f32Data(refLogp), maskData(mask), rewards.data, beta, backend === 'cuda');
   return { rewards };
-}
+});

@@ -11,9 +11,10 @@
  * Every rule that compares a uniform with a threshold is evaluated in float64 from the (f32)
  * inputs on every backend, so `js`, `cpu` and `cuda` return the same integers for the same inputs.
  */
-import { native, type NativeCore } from '../native.js';
+import { defineOp, opNative, type Gen } from '../async.js';
+import type { NativeCore } from '../native.js';
 import * as ref from '../reference/sampling.js';
-import type { Tensor, TensorLike } from '../tensor.js';
+import type { Tensor, AnyTensor, TensorLike } from '../tensor.js';
 import type { CommonOptions } from '../validate.js';
 import { f32Data, INT, LOGITS, logitsData, OpArgs } from '../validate.js';
 
@@ -27,9 +28,9 @@ interface SamplingNative extends NativeCore {
     logp: F32, beta: number, cuda: boolean): void;
   rejectionSample(G: number, K: number, numSamples: number, rewards: F32, uniforms: F32, selected: I32, beta: number, cuda: boolean): number;
 }
-const nat = () => native as SamplingNative;
+const nat = () => opNative<SamplingNative>();
 
-type Out<K extends string> = { out?: Partial<Record<K, TensorLike>> };
+type Out<K extends string> = { out?: Partial<Record<K, AnyTensor>> };
 
 /** Turns a row status code (8·row + RK_SAMPLING_*) into the RangeError it stands for. */
 function throwStatus(a: OpArgs, code: number, rowName: string): void {
@@ -71,9 +72,9 @@ export interface SpeculativeVerifyInputs {
  * last CDF value the last token of positive weight is returned. Probabilities the rule reads must
  * be finite and ≥ 0 and the distribution drawn from must have positive mass, else RangeError.
  */
-export function speculativeVerify(
+export const speculativeVerify = defineOp('speculativeVerify', function* speculativeVerify(
   inputs: SpeculativeVerifyInputs, options?: CommonOptions & Out<'accepted' | 'nextToken'>,
-): { accepted: Tensor<'i32'>; nextToken: Tensor<'i32'> } {
+): Gen<{ accepted: Tensor<'i32'>; nextToken: Tensor<'i32'> }> {
   const a = new OpArgs('speculativeVerify', inputs, options);
   const draftTokens = a.tensor('draftTokens', INT, { rank: 2 });
   const [B, K] = draftTokens.shape as [number, number];
@@ -83,10 +84,10 @@ export function speculativeVerify(
   const draftProbs = a.float('draftProbs', { shape: [B, K, V] });
   const uniforms = a.float('uniforms', { shape: [B, K + 1] });
   if (V < 1) a.rangeError(`input 'targetProbs' must have a vocabulary of at least 1 token, got shape [${targetProbs.shape.join(', ')}]`);
-  const tok = draftTokens.data as Int32Array;
+  const tok = a.values(draftTokens) as Int32Array; // device: read back (B·K int32) for the check
   for (let i = 0; i < tok.length; i++)
     if (!(tok[i] >= 0 && tok[i] < V)) a.rangeError(`input 'draftTokens' must hold token ids in [0, ${V}), got ${tok[i]} at ${i}`);
-  const ud = uniforms.data;
+  const ud = a.values(uniforms);
   for (let i = 0; i < ud.length; i++)
     // (< 1 after rounding to f32, as the native backends see it)
     if (!(ud[i] >= 0 && Math.fround(ud[i]) < 1)) a.rangeError(`input 'uniforms' must lie in [0, 1), got ${ud[i]} at ${i}`);
@@ -95,11 +96,11 @@ export function speculativeVerify(
   const nextToken = a.out('nextToken', 'i32', [B]);
   const code = backend === 'js'
     ? ref.speculativeVerify(tok, draftProbs.data, targetProbs.data, ud, B, K, V, accepted.data, nextToken.data)
-    : nat().speculativeVerify(B, K, V, tok, f32Data(draftProbs), f32Data(targetProbs), f32Data(uniforms), accepted.data, nextToken.data,
-      backend === 'cuda');
+    : (yield nat().speculativeVerify(B, K, V, draftTokens.data as Int32Array, f32Data(draftProbs), f32Data(targetProbs), f32Data(uniforms), accepted.data, nextToken.data,
+      backend === 'cuda')) as number;
   throwStatus(a, code, 'row');
   return { accepted, nextToken };
-}
+});
 
 export interface SpecDecStopInputs {
   /** P̂_i [B,K], the predicted probability that draft token i is accepted, in [0, 1] */
@@ -120,7 +121,7 @@ export interface SpecDecStopOptions extends CommonOptions, Out<'length'> {
  * tokens is rejected), capped at `min(maxLength, K)`. Every P̂ the rule reads must lie in [0, 1]
  * (else RangeError); values after the stopping point are not read.
  */
-export function specDecStop(inputs: SpecDecStopInputs, options?: SpecDecStopOptions): { length: Tensor<'i32'> } {
+export const specDecStop = defineOp('specDecStop', function* specDecStop(inputs: SpecDecStopInputs, options?: SpecDecStopOptions): Gen<{ length: Tensor<'i32'> }> {
   const a = new OpArgs('specDecStop', inputs, options);
   const acceptProbs = a.float('acceptProbs', { rank: 2 });
   const [B, K] = acceptProbs.shape as [number, number];
@@ -132,10 +133,10 @@ export function specDecStop(inputs: SpecDecStopInputs, options?: SpecDecStopOpti
   const length = a.out('length', 'i32', [B]);
   const bad = backend === 'js'
     ? ref.specDecStop(acceptProbs.data, B, K, threshold, minLength, maxLength, length.data)
-    : nat().specDecStop(B, K, f32Data(acceptProbs), length.data, threshold, minLength, maxLength, backend === 'cuda');
+    : ((yield nat().specDecStop(B, K, f32Data(acceptProbs), length.data, threshold, minLength, maxLength, backend === 'cuda')) as number);
   if (bad >= 0) a.rangeError(`input 'acceptProbs' of row ${bad} must lie in [0, 1] (every value the rule reads)`);
   return { length };
-}
+});
 
 export interface GeometricMixtureInputs {
   /** z, the policy logits [N,V] (or [B,T,V]); f32, f64, f16 or bf16 */
@@ -153,7 +154,7 @@ export interface GeometricMixtureOptions extends CommonOptions, Out<'logp'> {
  * IPO-MD (Calandriello et al., "Human Alignment of LLMs through Online Preference Optimisation"):
  * the geometric mixture of policy and reference, `logp = log_softmax((1−β)·z + β·z_ref)` per row.
  */
-export function geometricMixture(inputs: GeometricMixtureInputs, options?: GeometricMixtureOptions): { logp: Tensor<'f32'> } {
+export const geometricMixture = defineOp('geometricMixture', function* geometricMixture(inputs: GeometricMixtureInputs, options?: GeometricMixtureOptions): Gen<{ logp: Tensor<'f32'> }> {
   const a = new OpArgs('geometricMixture', inputs, options);
   const logits = a.tensor('logits', LOGITS, { rank: [2, 3] });
   const refLogits = a.tensor('refLogits', LOGITS, { shape: logits.shape });
@@ -165,10 +166,10 @@ export function geometricMixture(inputs: GeometricMixtureInputs, options?: Geome
   if (backend === 'js') ref.geometricMixture(logits.data, logits.dtype, refLogits.data, refLogits.dtype, N, V, beta, logp.data);
   else {
     const z = logitsData(logits), zr = logitsData(refLogits);
-    nat().geometricMixture(N, V, z.code, z.data, zr.code, zr.data, logp.data, beta, backend === 'cuda');
+    yield nat().geometricMixture(N, V, z.code, z.data, zr.code, zr.data, logp.data, beta, backend === 'cuda');
   }
   return { logp };
-}
+});
 
 export interface RejectionSampleInputs {
   /** r [G,K], the reward of each of K candidates per group (finite) */
@@ -191,7 +192,7 @@ export interface RejectionSampleOptions extends CommonOptions, Out<'selected'> {
  * lists them in acceptance order. Each round accepts at least the best remaining candidate, so
  * the K rounds of `uniforms` always suffice; `numSamples > K` is a RangeError.
  */
-export function rejectionSample(inputs: RejectionSampleInputs, options: RejectionSampleOptions): { selected: Tensor<'i32'> } {
+export const rejectionSample = defineOp('rejectionSample', function* rejectionSample(inputs: RejectionSampleInputs, options: RejectionSampleOptions): Gen<{ selected: Tensor<'i32'> }> {
   const a = new OpArgs('rejectionSample', inputs, options);
   const rewards = a.float('rewards', { rank: 2 });
   const [G, K] = rewards.shape as [number, number];
@@ -203,7 +204,7 @@ export function rejectionSample(inputs: RejectionSampleInputs, options: Rejectio
   const selected = a.out('selected', 'i32', [G, numSamples]);
   const code = backend === 'js'
     ? ref.rejectionSample(rewards.data, uniforms.data, G, K, numSamples, beta, selected.data)
-    : nat().rejectionSample(G, K, numSamples, f32Data(rewards), f32Data(uniforms), selected.data, beta, backend === 'cuda');
+    : ((yield nat().rejectionSample(G, K, numSamples, f32Data(rewards), f32Data(uniforms), selected.data, beta, backend === 'cuda')) as number);
   throwStatus(a, code, 'group');
   return { selected };
-}
+});
