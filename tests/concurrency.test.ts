@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import * as rk from '../ts/index.js';
-import { concurrentEqualsSerial, diff, inWorker, jobs, runJob } from './fuzz/concurrent.js';
+import { asyncEqualsSerial, concurrentEqualsSerial, diff, inWorker, jobs, runJob } from './fuzz/concurrent.js';
 
 const cpu = rk.backends().cpu;
 const SANITIZED = process.env.RLHF_KERNELS_SANITIZED === '1';
@@ -19,6 +19,17 @@ describe.skipIf(!cpu)(`concurrency (${rk.addonPath})`, () => {
   it(`${JOBS.length} jobs (every op; some above the pool's threshold) from 3 worker threads and the main thread at once = serial, bitwise`, async () => {
     // each worker runs the list in a different order, so different ops overlap in time
     expect(await concurrentEqualsSerial(JOBS, serial)).toEqual([]);
+  });
+
+  it('every op through .async at once (kernels on libuv threads) while a worker thread computes = serial, bitwise', async () => {
+    const prev = rk.setAsyncInlineBytes(0);
+    try {
+      const busy = inWorker(JOBS.filter((j) => j.dimMax), 1);
+      expect(await asyncEqualsSerial(JOBS, serial)).toEqual([]);
+      await busy;
+    } finally {
+      rk.setAsyncInlineBytes(prev);
+    }
   });
 
   it('setThreads from one worker while others compute: results unchanged in value (SPEC precision)', async () => {

@@ -13,7 +13,8 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as rk from '../ts/index.js';
 import { OPS, rng } from './fuzz/cases.js';
-import { call, check, compare, MUTATOR_NAMES, outcomeClass, roundedForJs } from './fuzz/harness.js';
+import { native } from '../ts/native.js';
+import { call, callAsync, check, compare, MUTATORS, MUTATOR_NAMES, outcomeClass, roundedForJs } from './fuzz/harness.js';
 import { nativeBackends, simdLevels } from './helpers.js';
 
 const RUNS = Number(process.env.RLHF_KERNELS_FUZZ_RUNS ?? 100);
@@ -54,6 +55,38 @@ describe.skipIf(!backends.length)(`fuzz: every op through the API (${rk.addonPat
         expect(t.RangeError ?? 0, `${spec.name}: RangeErrors`).toBeGreaterThan(0);
       });
     }
+
+  // The `.async` form of every op (forced off the JS thread) settles exactly as the sync one:
+  // the same error class, or bitwise the same results.
+  for (const spec of OPS)
+    it(`${spec.name}.async = ${spec.name} (cpu)`, async () => {
+      const nat = native as unknown as { setAsyncInline?: (b: number) => number };
+      const jsInline = rk.setAsyncInlineBytes(0), inline = nat.setAsyncInline ? nat.setAsyncInline(0) : -1;
+      try {
+        await fc.assert(
+          fc.asyncProperty(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.integer({ min: 0, max: 2 }), fc.constantFrom(...MUTATOR_NAMES),
+            async (seed, size, mut) => {
+              const r = rng(seed);
+              const c = spec.gen(r, size);
+              const m = MUTATORS[mut](spec, c, r, call(spec, roundedForJs(c), 'js'));
+              if (!m) return;
+              const sync = call(spec, m.c, 'cpu');
+              const asy = await callAsync(spec, m.c, 'cpu');
+              const where = `${spec.name} / ${m.what}`;
+              if (outcomeClass(asy) !== outcomeClass(sync))
+                throw new Error(`${where}: async ${outcomeClass(asy)}${asy.ok ? '' : ` (${(asy.error as Error).message})`}, sync ${outcomeClass(sync)}`);
+              if (asy.ok && sync.ok) {
+                const d = compare(asy.result, sync.result, 0);
+                if (d) throw new Error(`${where}: ${d}`);
+              }
+            }),
+          { numRuns: Math.ceil(RUNS / 4), seed: SEED + 7 * spec.name.length },
+        );
+      } finally {
+        rk.setAsyncInlineBytes(jsInline);
+        if (inline >= 0) nat.setAsyncInline!(inline);
+      }
+    });
 
   // Empty tensors next to one wide dimension (above the kernels' row-split thresholds): no
   // division by the empty dimension, no scratch sized by the wide one, the reference's result.

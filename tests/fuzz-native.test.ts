@@ -2,14 +2,16 @@
  * The N-API layer's own checks, bypassing the TypeScript validation (tests/fuzz/native.ts): every
  * native entry point, called with argument lists recorded from valid op calls and broken one
  * argument at a time, returns or throws TypeError / RangeError (Error only for `useCuda` without
- * CUDA), and writes no typed array outside its elements. RLHF_KERNELS_FUZZ_RUNS scales it.
+ * CUDA), and writes no typed array outside its elements. A third of the calls go to the
+ * `<fn>Async` variant (forced off the JS thread: setAsyncInline(0)), which must settle the same
+ * way. RLHF_KERNELS_FUZZ_RUNS scales it.
  */
 import fc from 'fast-check';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as rk from '../ts/index.js';
 import { native } from '../ts/native.js';
 import { OPS, rng } from './fuzz/cases.js';
-import { checkNative, CORE_CALLS, NATIVE_MUTATOR_NAMES, NATIVE_MUTATORS, recordNative } from './fuzz/native.js';
+import { checkNative, checkNativeAsync, CORE_CALLS, NATIVE_MUTATOR_NAMES, NATIVE_MUTATORS, recordNative } from './fuzz/native.js';
 
 const RUNS = 2 * Number(process.env.RLHF_KERNELS_FUZZ_RUNS ?? 100);
 const SEED = Number(process.env.RLHF_KERNELS_FUZZ_SEED ?? 20261204);
@@ -18,7 +20,13 @@ const tally = new Map<string, Record<string, number>>();
 describe.skipIf(!native)(`fuzz: the N-API layer directly (${rk.addonPath}; ${RUNS} recorded calls per op, each mutated)`, () => {
   const simd = rk.backends().simdDetected as 'avx512' | 'avx2' | 'scalar';
   const threads = rk.backends().threads;
+  const nat = native as unknown as { setAsyncInline?: (b: number) => number };
+  let inline = -1;
+  beforeAll(() => {
+    if (nat.setAsyncInline) inline = nat.setAsyncInline(0); // every Async call on a libuv worker
+  });
   afterAll(() => {
+    if (inline >= 0) nat.setAsyncInline!(inline);
     rk.setSimd(simd);
     rk.setThreads(threads);
     const rows = [...tally].map(([fn, t]) => `${fn.padEnd(20)} ${Object.entries(t).map(([k, v]) => `${k} ${v}`).join(', ')}`);
@@ -26,17 +34,18 @@ describe.skipIf(!native)(`fuzz: the N-API layer directly (${rk.addonPath}; ${RUN
   });
 
   for (const spec of OPS) {
-    it(spec.name, () => {
+    it(spec.name, async () => {
       let calls = 0;
-      fc.assert(
-        fc.property(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.integer({ min: 0, max: 2 }), fc.constantFrom(...NATIVE_MUTATOR_NAMES),
-          (seed, size, mut) => {
+      await fc.assert(
+        fc.asyncProperty(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.integer({ min: 0, max: 2 }), fc.constantFrom(...NATIVE_MUTATOR_NAMES),
+          async (seed, size, mut) => {
             const r = rng(seed);
             const c = spec.gen(r, size);
             for (const rec of recordNative(spec, c.inputs, c.options)) {
               const m = NATIVE_MUTATORS[mut](rec.args, r);
               if (!m) continue;
-              const v = checkNative(rec.fn, m);
+              const hasAsync = typeof (native as unknown as Record<string, unknown>)[`${rec.fn}Async`] === 'function';
+              const v = hasAsync && r.bool(0.33) ? await checkNativeAsync(rec.fn, m) : checkNative(rec.fn, m);
               const t = tally.get(rec.fn) ?? {};
               t[v.cls] = (t[v.cls] ?? 0) + 1;
               tally.set(rec.fn, t);

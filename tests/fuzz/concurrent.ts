@@ -3,7 +3,7 @@
  * inputs on every thread, so a worker thread's results can be compared with the main thread's.
  */
 import { OPS, rng } from './cases.js';
-import { call } from './harness.js';
+import { call, callAsync } from './harness.js';
 
 export interface Job { op: string; seed: number; size: number; dimMax?: number }
 
@@ -25,6 +25,24 @@ export function runJob(j: Job, backend = 'cpu'): unknown {
   const o = call(spec, c, backend);
   if (!o.ok) return { error: (o.error as Error).constructor.name, message: (o.error as Error).message };
   return Object.fromEntries(Object.entries(o.result).map(([k, v]) => [k, v && typeof v === 'object' && 'data' in v ? (v as { data: unknown }).data : v]));
+}
+
+/** runJob through the op's `.async` form. */
+export async function runJobAsync(j: Job, backend = 'cpu'): Promise<unknown> {
+  const spec = OPS.find((o) => o.name === j.op)!;
+  const c = spec.gen(rng(j.seed, { dimMax: j.dimMax }), j.size);
+  const o = await callAsync(spec, c, backend);
+  if (!o.ok) return { error: (o.error as Error).constructor.name, message: (o.error as Error).message };
+  return Object.fromEntries(Object.entries(o.result).map(([k, v]) => [k, v && typeof v === 'object' && 'data' in v ? (v as { data: unknown }).data : v]));
+}
+
+/**
+ * Every job's `.async` form started at once (kernels on libuv's threads, all competing for the
+ * pool) against the serial results, bitwise. Returns the differences found.
+ */
+export async function asyncEqualsSerial(list: Job[], serial: unknown[]): Promise<string[]> {
+  const got = await Promise.all(list.map((j) => runJobAsync(j)));
+  return list.map((j, i) => diff(got[i], serial[i], `async ${j.op}#${j.seed}`)).filter((d): d is string => d !== null);
 }
 
 /** First difference between two job outcomes (bitwise: NaN payloads aside), or null. */

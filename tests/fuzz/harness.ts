@@ -21,6 +21,18 @@ export function call(spec: OpSpec, c: Case | { inputs: unknown; options: unknown
   }
 }
 
+/** The op's `.async` form (same options); settles to the same kind of Outcome. */
+export async function callAsync(spec: OpSpec, c: Case | { inputs: unknown; options: unknown }, backend: string): Promise<Outcome> {
+  const o = c.options as Record<string, unknown> | undefined | null;
+  const opts = o === undefined ? { backend } : o === null || typeof o !== 'object' || 'backend' in o ? o : { ...o, backend };
+  try {
+    const fn = (rk as unknown as Record<string, { async: (i: unknown, o: unknown) => Promise<Record<string, unknown>> }>)[spec.name];
+    return { ok: true, result: await fn.async(c.inputs, opts) };
+  } catch (error) {
+    return { ok: false, error };
+  }
+}
+
 const errClass = (e: unknown) => (e instanceof RangeError ? 'RangeError' : e instanceof TypeError ? 'TypeError' : e instanceof Error ? `Error(${e.message})` : `non-Error ${String(e)}`);
 export const outcomeClass = (o: Outcome) => (o.ok ? 'ok' : errClass(o.error));
 

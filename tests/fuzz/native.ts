@@ -201,20 +201,38 @@ function describe(v: unknown): string {
 export function checkNative(fn: string, m: NativeMut): { fail: string | null; cls: string } {
   const nat = native as unknown as Record<string, (...a: unknown[]) => unknown>;
   const g = guarded(m.args);
-  let cls = 'ok';
   let err: unknown = null;
   try {
     nat[fn](...g.args);
   } catch (e) {
     err = e;
-    cls = e instanceof RangeError ? 'RangeError' : e instanceof TypeError ? 'TypeError' : e instanceof Error ? 'Error' : 'non-Error';
   }
-  const where = `native ${fn} / ${m.what}`;
+  return verdict(`native ${fn} / ${m.what}`, err, m, g.check);
+}
+
+/**
+ * The `<fn>Async` variant (an N-API AsyncWorker: arrays pinned or snapshotted, the kernel on a
+ * libuv thread): it may throw at once or reject; the same verdict once it has settled.
+ */
+export async function checkNativeAsync(fn: string, m: NativeMut): Promise<{ fail: string | null; cls: string }> {
+  const nat = native as unknown as Record<string, (...a: unknown[]) => unknown>;
+  const g = guarded(m.args);
+  let err: unknown = null;
+  try {
+    await nat[`${fn}Async`](...g.args);
+  } catch (e) {
+    err = e;
+  }
+  return verdict(`native ${fn}Async / ${m.what}`, err, m, g.check);
+}
+
+function verdict(where: string, err: unknown, m: NativeMut, guard: () => string | null): { fail: string | null; cls: string } {
+  const cls = err === null ? 'ok' : err instanceof RangeError ? 'RangeError' : err instanceof TypeError ? 'TypeError' : err instanceof Error ? 'Error' : 'non-Error';
   if (cls === 'non-Error') return { fail: `${where}: threw a non-Error ${String(err)}`, cls };
   // a plain Error only for the CUDA path (built without CUDA, or no device)
   if (cls === 'Error' && !/cuda/i.test((err as Error).message)) return { fail: `${where}: threw Error: ${(err as Error).message}`, cls };
   if (m.expect === 'throws' && cls === 'ok') return { fail: `${where}: accepted`, cls };
-  const gd = g.check();
+  const gd = guard();
   if (gd) return { fail: `${where}: ${gd}`, cls };
   return { fail: null, cls };
 }
