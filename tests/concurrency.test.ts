@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import * as rk from '../ts/index.js';
-import { asyncEqualsSerial, concurrentEqualsSerial, diff, inWorker, jobs, runJob } from './fuzz/concurrent.js';
+import { asyncEqualsSerial, concurrentEqualsSerial, diff, forceOffload, inWorker, jobs, runJob } from './fuzz/concurrent.js';
 
 const cpu = rk.backends().cpu;
 const SANITIZED = process.env.RLHF_KERNELS_SANITIZED === '1';
@@ -22,13 +22,13 @@ describe.skipIf(!cpu)(`concurrency (${rk.addonPath})`, () => {
   });
 
   it('every op through .async at once (kernels on libuv threads) while a worker thread computes = serial, bitwise', async () => {
-    const prev = rk.setAsyncInlineBytes(0);
+    const restore = forceOffload();
     try {
       const busy = inWorker(JOBS.filter((j) => j.dimMax), 1);
       expect(await asyncEqualsSerial(JOBS, serial)).toEqual([]);
       await busy;
     } finally {
-      rk.setAsyncInlineBytes(prev);
+      restore();
     }
   });
 

@@ -13,7 +13,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as rk from '../ts/index.js';
 import { OPS, rng } from './fuzz/cases.js';
-import { native } from '../ts/native.js';
+import { forceOffload } from './fuzz/concurrent.js';
 import { call, callAsync, check, compare, MUTATORS, MUTATOR_NAMES, outcomeClass, roundedForJs } from './fuzz/harness.js';
 import { nativeBackends, simdLevels } from './helpers.js';
 
@@ -60,8 +60,7 @@ describe.skipIf(!backends.length)(`fuzz: every op through the API (${rk.addonPat
   // the same error class, or bitwise the same results.
   for (const spec of OPS)
     it(`${spec.name}.async = ${spec.name} (cpu)`, async () => {
-      const nat = native as unknown as { setAsyncInline?: (b: number) => number };
-      const jsInline = rk.setAsyncInlineBytes(0), inline = nat.setAsyncInline ? nat.setAsyncInline(0) : -1;
+      const restore = forceOffload();
       try {
         await fc.assert(
           fc.asyncProperty(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.integer({ min: 0, max: 2 }), fc.constantFrom(...MUTATOR_NAMES),
@@ -83,8 +82,7 @@ describe.skipIf(!backends.length)(`fuzz: every op through the API (${rk.addonPat
           { numRuns: Math.ceil(RUNS / 4), seed: SEED + 7 * spec.name.length },
         );
       } finally {
-        rk.setAsyncInlineBytes(jsInline);
-        if (inline >= 0) nat.setAsyncInline!(inline);
+        restore();
       }
     });
 

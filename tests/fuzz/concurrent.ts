@@ -2,6 +2,8 @@
  * Deterministic workloads for the concurrency tests: the same (op, seed, size) list gives the same
  * inputs on every thread, so a worker thread's results can be compared with the main thread's.
  */
+import * as rk from '../../ts/index.js';
+import { native } from '../../ts/native.js';
 import { OPS, rng } from './cases.js';
 import { call, callAsync } from './harness.js';
 
@@ -25,6 +27,20 @@ export function runJob(j: Job, backend = 'cpu'): unknown {
   const o = call(spec, c, backend);
   if (!o.ok) return { error: (o.error as Error).constructor.name, message: (o.error as Error).message };
   return Object.fromEntries(Object.entries(o.result).map(([k, v]) => [k, v && typeof v === 'object' && 'data' in v ? (v as { data: unknown }).data : v]));
+}
+
+/**
+ * Sends every `.async` call off the JS thread, whatever its size (the package's threshold and the
+ * addon's own); returns a function that restores both.
+ */
+export function forceOffload(): () => void {
+  const nat = native as unknown as { setAsyncInline?: (b: number) => number } | null;
+  const js = rk.setAsyncInlineBytes(0);
+  const addon = nat?.setAsyncInline ? nat.setAsyncInline(0) : -1;
+  return () => {
+    rk.setAsyncInlineBytes(js);
+    if (addon >= 0) nat!.setAsyncInline!(addon);
+  };
 }
 
 /** runJob through the op's `.async` form. */

@@ -13,7 +13,7 @@
  * addon's own accesses stay checked (verified: a race injected into src/cpu/pool.cc is reported).
  */
 import * as rk from '../../ts/index.js';
-import { asyncEqualsSerial, concurrentEqualsSerial, inWorker, jobs, runJob } from '../fuzz/concurrent.js';
+import { asyncEqualsSerial, concurrentEqualsSerial, forceOffload, inWorker, jobs, runJob } from '../fuzz/concurrent.js';
 
 const list = jobs(1);
 const t0 = Date.now();
@@ -21,10 +21,11 @@ console.log(`tsan: ${rk.addonPath}, ${rk.backends().threads} threads, ${list.len
 const serial = list.map((j) => runJob(j));
 const bad = await concurrentEqualsSerial(list, serial);
 // every op's .async form at once, off the JS thread (libuv workers), while a worker thread computes too
-rk.setAsyncInlineBytes(0);
+const restore = forceOffload();
 const busy = inWorker(list.filter((j) => j.dimMax), 1);
 bad.push(...(await asyncEqualsSerial(list, serial)));
 await busy;
+restore();
 // the pool resized by one thread while another computes
 const big = list.filter((j) => j.dimMax);
 await Promise.all([inWorker(big, 2, true), inWorker(big, 1)]);
