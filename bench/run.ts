@@ -15,7 +15,7 @@ import * as rk from '../ts/index.js';
 import { copyBandwidth, machine, markdownTable, runCases, type BenchCase, type BenchOptions, type CaseResult } from './harness.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const FAMILIES = ['logprobs', 'rewards', 'advantages', 'preference', 'ppo', 'prepack', 'sampling'];
+const FAMILIES = ['logprobs', 'rewards', 'advantages', 'preference', 'ppo', 'prepack', 'sampling', 'linear'];
 
 const argv = process.argv.slice(2);
 const families = argv.flatMap((a, i) => (a === '--family' ? [argv[i + 1]] : []));

@@ -272,37 +272,26 @@ __global__ void fused_grad_logp_kernel(const int32_t* lab, int32_t ign, size_t B
 
 }  // namespace
 
-cudaError_t rk_launch_fused_preference_loss(const rk_fused_preference_args& a, cudaStream_t s) {
+cudaError_t rk_launch_fused_pref_labels(const rk_fused_preference_args& a, int32_t* lab, cudaStream_t s) {
+  const size_t N = 2 * a.B * a.T;
+  if (N) fused_labels_kernel<<<rkc::grid_for(N, kBlock), kBlock, 0, s>>>(a.labels, a.mask, a.mask_kind, a.ignore_index, lab, N);
+  return cudaGetLastError();
+}
+
+cudaError_t rk_launch_fused_pref_loss(const rk_fused_preference_args& a, const int32_t* lab, const float* logp, float* glogp,
+                                      cudaStream_t s) {
   const size_t B = a.B, T = a.T, R = 2 * B, N = R * T;
   const int type = a.type;
   const bool avg = type == RK_PREF_ORPO || type == RK_PREF_SIMPO;
-  // scratch: lab[N] (i32), logp[N], lse[N], glogp[N], seq/len/inv[R], nll/gnll[B]
-  size_t floats = 3 * N + 3 * R + 2 * B;
+  // scratch: seq/len/inv[R], nll/gnll[B]
   void* ws = nullptr;
-  cudaError_t e = rkc::dev_alloc(reinterpret_cast<void**>(&ws), (N + floats) * 4 + 16, s);
+  cudaError_t e = rkc::dev_alloc(&ws, (3 * R + 2 * B) * 4 + 16, s);
   if (e != cudaSuccess) return e;
-  int32_t* lab = static_cast<int32_t*>(ws);
-  float* logp = reinterpret_cast<float*>(lab + N);
-  float* lse = logp + N;
-  float* glogp = lse + N;
-  float* seq = glogp + N;
+  float* seq = static_cast<float*>(ws);
   float* len = seq + R;
   float* inv = len + R;
   float* nll = inv + R;
   float* gnll = nll + B;
-  if (N) fused_labels_kernel<<<rkc::grid_for(N, kBlock), kBlock, 0, s>>>(a.labels, a.mask, a.mask_kind, a.ignore_index, lab, N);
-  rk_logprobs_args f{};
-  f.logits = a.logits;
-  f.dtype = a.dtype;
-  f.labels = lab;
-  f.N = N;
-  f.V = a.V;
-  f.temperature = a.temperature;
-  f.ignore_index = a.ignore_index;
-  f.logp = logp;
-  f.lse = lse;
-  f.entropy = nullptr;
-  if (N && (e = rk_launch_logprobs(f, s)) != cudaSuccess) { rkc::dev_free(ws, s); return e; }
   if (R) fused_seq_kernel<<<rkc::grid_for(R * 32, kBlock), kBlock, 0, s>>>(logp, lab, a.ignore_index, R, T, B, avg ? 1 : 0,
                                                                           type == RK_PREF_RPO || type == RK_PREF_ORPO, seq, len, inv, nll);
   rk_preference_loss_args p{};
@@ -332,6 +321,36 @@ cudaError_t rk_launch_fused_preference_loss(const rk_fused_preference_args& a, c
   if ((e = rk_launch_preference_loss(p, s)) != cudaSuccess) { rkc::dev_free(ws, s); return e; }
   if (N) fused_grad_logp_kernel<<<rkc::grid_for(N, kBlock), kBlock, 0, s>>>(lab, a.ignore_index, B, T, type, a.grad_policy_chosen,
                                                                           a.grad_policy_rejected, gnll, inv, glogp);
+  e = rkc::dev_free(ws, s);
+  if (e != cudaSuccess) return e;
+  return cudaGetLastError();
+}
+
+cudaError_t rk_launch_fused_preference_loss(const rk_fused_preference_args& a, cudaStream_t s) {
+  const size_t N = 2 * a.B * a.T;
+  // scratch: lab[N] (i32), logp[N], lse[N], glogp[N]
+  void* ws = nullptr;
+  cudaError_t e = rkc::dev_alloc(&ws, 4 * N * 4 + 16, s);
+  if (e != cudaSuccess) return e;
+  int32_t* lab = static_cast<int32_t*>(ws);
+  float* logp = reinterpret_cast<float*>(lab + N);
+  float* lse = logp + N;
+  float* glogp = lse + N;
+  auto fail = [&](cudaError_t err) { rkc::dev_free(ws, s); return err; };
+  if ((e = rk_launch_fused_pref_labels(a, lab, s)) != cudaSuccess) return fail(e);
+  rk_logprobs_args f{};
+  f.logits = a.logits;
+  f.dtype = a.dtype;
+  f.labels = lab;
+  f.N = N;
+  f.V = a.V;
+  f.temperature = a.temperature;
+  f.ignore_index = a.ignore_index;
+  f.logp = logp;
+  f.lse = lse;
+  f.entropy = nullptr;
+  if (N && (e = rk_launch_logprobs(f, s)) != cudaSuccess) return fail(e);
+  if ((e = rk_launch_fused_pref_loss(a, lab, logp, glogp, s)) != cudaSuccess) return fail(e);
   rk_logprobs_backward_args bw{};
   bw.logits = a.logits;
   bw.dtype = a.dtype;
@@ -344,7 +363,7 @@ cudaError_t rk_launch_fused_preference_loss(const rk_fused_preference_args& a, c
   bw.temperature = a.temperature;
   bw.ignore_index = a.ignore_index;
   bw.grad_logits = a.grad_logits;
-  if (N && (e = rk_launch_logprobs_backward(bw, s)) != cudaSuccess) { rkc::dev_free(ws, s); return e; }
+  if (N && (e = rk_launch_logprobs_backward(bw, s)) != cudaSuccess) return fail(e);
   e = rkc::dev_free(ws, s);
   if (e != cudaSuccess) return e;
   return cudaGetLastError();

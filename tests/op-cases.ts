@@ -97,6 +97,11 @@ export function opCases(seed = 1, k = 1): OpCase[] {
     { name: 'specDecStop', op: rk.specDecStop, inputs: { acceptProbs: t(r.uniform(B * 8, 0.5, 1), [B, 8]) }, options: { threshold: 0.5 } },
     { name: 'geometricMixture', op: rk.geometricMixture, inputs: { logits: f(r, [N, V], 2), refLogits: bf16(r, [N, V]) }, options: { beta: 0.25 } },
     { name: 'rejectionSample', op: rk.rejectionSample, inputs: { rewards: f(r, [B, 6]), uniforms: t(r.uniform(B * 36, 0, 0.999), [B, 6, 6]) }, options: { beta: 0.5, numSamples: 3 } },
+    // §8 linear (log-probs from hidden states)
+    { name: 'linearLogprobs f32 bias entropy', op: rk.linearLogprobs, inputs: { hidden: f(r, [N, 9]), weight: f(r, [V, 9], 0.5), bias: f(r, [V]), labels: labels(N) }, options: { entropy: true, temperature: 0.8 } },
+    { name: 'linearLogprobs bf16 [B,T,D]', op: rk.linearLogprobs, inputs: { hidden: bf16(r, [2, 3, 16]), weight: bf16(r, [V, 16]), labels: labels(6, [2, 3]) } },
+    { name: 'linearLogprobsBackward', op: rk.linearLogprobsBackward, inputs: { hidden: f(r, [N, 9]), weight: f(r, [V, 9], 0.5), bias: f(r, [V]), labels: labels(N), gradLogp: f(r, [N]), gradEntropy: f(r, [N]) }, options: { chunk: 8 } },
+    { name: 'linearPreferenceLoss dpo', op: rk.linearPreferenceLoss, inputs: { hidden: f(r, [2 * B, 7, 9]), weight: f(r, [V, 9], 0.5), labels: labels(2 * B * 7, [2 * B, 7]), mask: mask(r, 2 * B, 7), refLogp: f(r, [2 * B]) }, options: { type: 'dpo', beta: 0.1 } },
   ];
 }
 

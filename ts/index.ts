@@ -15,3 +15,4 @@ export * from './ops/preference.js'; // §4 preference losses
 export * from './ops/ppo.js'; // §5 PPO losses
 export * from './ops/prepack.js'; // §6 prepacking
 export * from './ops/sampling.js'; // §7 sampling-side kernels
+export * from './ops/linear.js'; // §8 log-probs straight from hidden states

@@ -298,6 +298,29 @@ export class OpArgs {
   }
 }
 
+/** `temperature` (default 1): > 0 with a finite f32 reciprocal (the kernels multiply by 1/τ). */
+export function temperatureOf(a: OpArgs): number {
+  const t = a.num('temperature', { default: 1, gt: 0 });
+  const f = Math.fround(t);
+  if (!(f > 0) || !Number.isFinite(Math.fround(1 / f))) a.rangeError(`option 'temperature' must be > 0 and representable in f32 (with a finite 1/temperature), got ${t}`);
+  return t;
+}
+
+/** `ignoreIndex` (default −100): any 32-bit integer. */
+export const ignoreIndexOf = (a: OpArgs) => a.num('ignoreIndex', { default: -100, integer: true, min: -(2 ** 31), max: 2 ** 31 - 1 });
+
+/** labels: i32 shaped like the logits' rows; each in [0, V) or ignoreIndex, else RangeError. */
+export function readLabels(a: OpArgs, rows: readonly number[], V: number, ignore: number, optional: boolean): Int32Array | undefined {
+  const t = optional ? a.tensor('labels', INT, { optional: true, shape: rows }) : a.tensor('labels', INT, { shape: rows });
+  if (!t) return undefined;
+  const d = a.values(t) as Int32Array; // device labels are read back (N int32) to be checked here
+  for (let i = 0; i < d.length; i++) {
+    const y = d[i];
+    if (y !== ignore && (y < 0 || y >= V))
+      a.rangeError(`labels[${i}] = ${y} is out of range: expected an integer in [0, ${V}) or ignoreIndex (${ignore})`);
+  }
+  return t.data as Int32Array;
+}
 
 /** Float data for a native call: f32 as is, f64 rounded to f32 once (SPEC §0); on a device the
  * rounding runs there, into a temporary freed after the call. */

@@ -47,6 +47,7 @@ RKG_FAMILY(preference)
 RKG_FAMILY(ppo)
 RKG_FAMILY(prepack)
 RKG_FAMILY(sampling)
+RKG_FAMILY(linear)
 RKG_FAMILY(device)
 
 // rk_gpu_bench [results.json] [--quick] [--probe]
@@ -74,7 +75,7 @@ int main(int argc, char** argv) {
   }
   printf("| family     | op                           | size               |       time    |   bandwidth   |  of copy      |\n");
   void (*fams[])(rkg::Reporter&) = {gpu_bench_logprobs, gpu_bench_rewards, gpu_bench_advantages, gpu_bench_preference,
-                                    gpu_bench_ppo, gpu_bench_prepack, gpu_bench_sampling, gpu_bench_device};
+                                    gpu_bench_ppo, gpu_bench_prepack, gpu_bench_sampling, gpu_bench_linear, gpu_bench_device};
   for (auto f : fams)
     if (f) f(r);
   if (json) {

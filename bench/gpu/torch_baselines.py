@@ -5,6 +5,10 @@
 - prepack: causal SDPA (f16) on the padded heavy-tailed batch and on long segments.
 - DPO loss from summed log-probs (B = 65536), and the un-fused DPO from logits
   (2B = 16, T = 512, V = 32000): log_softmax -> gather -> masked sum -> -logsigmoid -> backward.
+- linear (bench/gpu/linear.cu): log-probs from hidden states, PyTorch eager
+  log_softmax((h @ W.T).float()).gather(labels) at N = 16384, D = 4096, V = 128256 bf16: time,
+  TFLOP/s of the product, and torch.cuda.max_memory_allocated beyond the inputs; then the same
+  forward + backward to h and W through autograd.
 """
 import json
 import sys
@@ -27,6 +31,16 @@ def bench(fn, reps=20):
         times.append(a.elapsed_time(b) * 1e-3)
     times.sort()
     return times[len(times) // 2]
+
+
+def peak_extra(fn):
+    """Peak bytes torch allocates during fn beyond what was allocated before it (the inputs)."""
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    fn()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - base
 
 
 def main():
@@ -97,6 +111,40 @@ def main():
             del q, k, v
     except Exception as e:  # never let one baseline break the others
         print(f"prepack SDPA baseline skipped: {e}")
+
+    # linear: log-probs straight from hidden states, the un-fused way (the [N, V] logits exist)
+    try:
+        Nl, Vl, Dl = 16384, 128256, 4096
+        h = (torch.rand(Nl, Dl, device=dev, generator=g) * 4 - 2).to(torch.bfloat16)
+        W = ((torch.rand(Vl, Dl, device=dev, generator=g) - 0.5) * 0.1).to(torch.bfloat16)
+        lab = torch.randint(0, Vl, (Nl,), device=dev, generator=g)
+
+        def lin():
+            return torch.log_softmax((h @ W.T).float(), -1).gather(-1, lab[:, None])
+
+        extra = peak_extra(lin)
+        t = bench(lin, 5)
+        flops = 2.0 * Nl * Vl * Dl
+        rows.append({"op": f"torch linear logprobs bf16 fwd ({flops / t / 1e12:.0f} TFLOP/s)", "size": f"{Nl}x{Vl}x{Dl}", "seconds": t,
+                     "bytes": (Nl + Vl) * Dl * 2, "flops": flops, "peakExtraBytes": extra})
+        print(f"torch linear logprobs fwd: peak memory beyond the inputs {extra / 1e9:.2f} GB")
+        hg = h.detach().requires_grad_(True)
+        Wg = W.detach().requires_grad_(True)
+
+        def lin_bwd():
+            y = torch.log_softmax((hg @ Wg.T).float(), -1).gather(-1, lab[:, None]).sum()
+            y.backward()
+            hg.grad = None
+            Wg.grad = None
+
+        extra = peak_extra(lin_bwd)
+        t = bench(lin_bwd, 3)
+        rows.append({"op": "torch linear logprobs bf16 fwd+bwd", "size": f"{Nl}x{Vl}x{Dl}", "seconds": t,
+                     "bytes": (Nl + Vl) * Dl * 4, "flops": 3 * flops, "peakExtraBytes": extra})
+        print(f"torch linear logprobs fwd+bwd: peak memory beyond the inputs {extra / 1e9:.2f} GB")
+        del h, W, hg, Wg
+    except Exception as e:  # never let one baseline break the others
+        print(f"linear baseline skipped: {e}")
 
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
     for r in rows:

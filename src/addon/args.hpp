@@ -386,6 +386,31 @@ inline size_t mul_sizes(Napi::Env env, size_t a, size_t b, const char* what) {
   return a * b;
 }
 
+// Options and labels shared by the logits families (logprobs, linear): temperature > 0 with a
+// finite f32 reciprocal; ignoreIndex a 32-bit integer; each label in [0, V) or ignoreIndex
+// (where the optional mask counts).
+inline float temperature(Args& in) {
+  double t = in.finite("temperature");
+  if (!(t > 0) || !((float)t > 0) || !std::isfinite(1.0f / (float)t)) in.range("temperature", "a finite number > 0");
+  return (float)t;
+}
+inline int32_t ignore_index(Args& in) {
+  int64_t v = in.integer("ignoreIndex");
+  if (v < INT32_MIN || v > INT32_MAX) in.range("ignoreIndex", "a 32-bit integer");
+  return (int32_t)v;
+}
+inline void check_labels(Args& in, const int32_t* labels_arg, size_t N, size_t V, int32_t ignore, const void* mask = nullptr,
+                         int kind = RK_MASK_NONE) {
+  const int32_t* labels = in.peek_i32(labels_arg, N);  // device labels and masks are read back
+  if (kind != RK_MASK_NONE) mask = in.peek(mask, N * (kind == RK_MASK_U8 ? 1 : 4));
+  for (size_t i = 0; i < N; ++i) {
+    int32_t y = labels[i];
+    bool on = kind == RK_MASK_U8 ? static_cast<const uint8_t*>(mask)[i] != 0
+                                 : kind == RK_MASK_F32 ? static_cast<const float*>(mask)[i] != 0.0f : true;
+    if (on && y != ignore && (y < 0 || (size_t)y >= V)) in.range("labels", "in [0, V) or equal to ignoreIndex");
+  }
+}
+
 // Registers op function fn as `name` (synchronous) and `<name>Async` (returns a Promise).
 inline void reg(Napi::Env env, Napi::Object exports, const char* name, Napi::Value (*fn)(const Napi::CallbackInfo&)) {
   exports.Set(name, Napi::Function::New(env, fn, name));
@@ -402,5 +427,6 @@ void register_preference(Napi::Env, Napi::Object);
 void register_ppo(Napi::Env, Napi::Object);
 void register_prepack(Napi::Env, Napi::Object);
 void register_sampling(Napi::Env, Napi::Object);
+void register_linear(Napi::Env, Napi::Object);
 
 }  // namespace rk_addon

@@ -24,26 +24,6 @@ Common sizes(Args& in) {
   return c;
 }
 
-void check_labels(Args& in, const int32_t* labels_arg, size_t N, size_t V, int32_t ignore) {
-  const int32_t* labels = in.peek_i32(labels_arg, N);  // device labels are read back (N int32)
-  for (size_t i = 0; i < N; ++i) {
-    int32_t y = labels[i];
-    if (y != ignore && (y < 0 || (size_t)y >= V)) in.range("labels", "in [0, V) or equal to ignoreIndex");
-  }
-}
-
-float temperature(Args& in) {
-  double t = in.finite("temperature");
-  if (!(t > 0) || !((float)t > 0) || !std::isfinite(1.0f / (float)t)) in.range("temperature", "a finite number > 0");
-  return (float)t;
-}
-
-int32_t ignore_index(Args& in) {
-  int64_t v = in.integer("ignoreIndex");
-  if (v < INT32_MIN || v > INT32_MAX) in.range("ignoreIndex", "a 32-bit integer");
-  return (int32_t)v;
-}
-
 // logprobs(N, V, dtype, logits, labels, logp, lse, entropy|null, temperature, ignoreIndex, useCuda)
 Napi::Value Logprobs(const Napi::CallbackInfo& info) {
   Args in(info);

@@ -184,6 +184,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_ppo(env, exports);
   register_prepack(env, exports);
   register_sampling(env, exports);
+  register_linear(env, exports);
   return exports;
 }
 

@@ -22,6 +22,9 @@ RK_FOR_EACH_CUDA_OP(RK_STUB_)
 #undef RK_STUB_
 
 int rk_has_cuda(void) { return 0; }
+int rk_cuda_linear_logits(const void*, const void*, const float*, int, size_t, size_t, size_t, float*, char* err, size_t errlen) {
+  return no_cuda(err, errlen);
+}
 size_t rk_ppo_workspace_bytes(size_t B, size_t T) { return rk::ppo_workspace_bytes(B, T); }
 int rk_cuda_device_count(int* count, char* err, size_t errlen) {
   *count = 0;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common.hpp"
+#include "logprobs_cpu.hpp"
 
 namespace rk {
 namespace {
@@ -325,6 +326,12 @@ void kl_rows(const KernelTable& K, const void* a, const void* b, int dt, const i
 }
 
 }  // namespace
+
+LseStats lp_row_stats(const float* z, size_t n, float inv_t, bool want_w) { return table().lse(z, RK_DT_F32, 0, n, inv_t, want_w); }
+void lp_row_grad(const float* z, size_t n, float* g, float inv_t, float lse, float gl, const float* ge, float H) {
+  table().grad(z, RK_DT_F32, 0, n, g, inv_t, lse, gl, ge, H);
+}
+
 }  // namespace rk
 
 extern "C" void rk_cpu_logprobs(const rk_logprobs_args* a) {

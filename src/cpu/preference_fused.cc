@@ -6,7 +6,8 @@
 //      dLoss/dSeq_b (preference_loss_cpu, the same code as preferenceLoss);
 //   3. rk_cpu_logprobs_backward with gradLogp_bt = dLoss/dSeq_b on counted tokens and the lse of
 //      step 1, which writes gradLogits in one pass.
-// Temporaries are O(2B·T) floats; nothing of size [N, V] besides gradLogits.
+// Temporaries are O(2B·T) floats; nothing of size [N, V] besides gradLogits. The labels of step 1
+// and step 2 (fused_pref_labels, fused_pref_loss) are shared with linearPreferenceLoss (cpu/linear.cc).
 #include <vector>
 
 #include "../include/rk_logprobs.h"
@@ -22,29 +23,16 @@ void effective_labels(const rk_fused_preference_args& a, const M& mask, int32_t*
 }
 
 }  // namespace
-}  // namespace rk
 
-extern "C" void rk_cpu_fused_preference_loss(const rk_fused_preference_args* a) {
-  using namespace rk;
-  const size_t B = a->B, T = a->T, V = a->V, R = 2 * B, N = R * T;
+void fused_pref_labels(const rk_fused_preference_args& a, int32_t* lab) {
+  const size_t N = 2 * a.B * a.T;
+  with_mask(a.mask_kind, a.mask, [&](auto m) { effective_labels(a, m, lab, N); });
+}
+
+void fused_pref_loss(const rk_fused_preference_args* a, const int32_t* lab, const float* logp, float* glogp) {
+  const size_t B = a->B, T = a->T, R = 2 * B;
   const int type = a->type;
   const bool avg = type == RK_PREF_ORPO || type == RK_PREF_SIMPO;
-  std::vector<int32_t> lab(N);
-  with_mask(a->mask_kind, a->mask, [&](auto m) { effective_labels(*a, m, lab.data(), N); });
-  std::vector<float> logp(N), lse(N);
-  rk_logprobs_args f{};
-  f.logits = a->logits;
-  f.dtype = a->dtype;
-  f.labels = lab.data();
-  f.N = N;
-  f.V = V;
-  f.temperature = a->temperature;
-  f.ignore_index = a->ignore_index;
-  f.logp = logp.data();
-  f.lse = lse.data();
-  f.entropy = nullptr;
-  rk_cpu_logprobs(&f);
-
   // sequence values: sums (or length averages for orpo / simpo) and counts
   std::vector<float> seq(R), len(R), inv(R);
   for (size_t r = 0; r < R; ++r) {
@@ -91,7 +79,6 @@ extern "C" void rk_cpu_fused_preference_loss(const rk_fused_preference_args* a) 
   preference_loss_cpu(p);
 
   // dLoss/dSeq per row, spread over its counted tokens
-  std::vector<float> glogp(N);
   for (size_t r = 0; r < R; ++r) {
     const bool chosen = r < B;
     const size_t b = chosen ? r : r - B;
@@ -104,6 +91,30 @@ extern "C" void rk_cpu_fused_preference_loss(const rk_fused_preference_args* a) 
       glogp[i] = lab[i] != a->ignore_index ? g : 0.0f;
     }
   }
+}
+
+}  // namespace rk
+
+extern "C" void rk_cpu_fused_preference_loss(const rk_fused_preference_args* a) {
+  using namespace rk;
+  const size_t B = a->B, T = a->T, V = a->V, R = 2 * B, N = R * T;
+  std::vector<int32_t> lab(N);
+  fused_pref_labels(*a, lab.data());
+  std::vector<float> logp(N), lse(N);
+  rk_logprobs_args f{};
+  f.logits = a->logits;
+  f.dtype = a->dtype;
+  f.labels = lab.data();
+  f.N = N;
+  f.V = V;
+  f.temperature = a->temperature;
+  f.ignore_index = a->ignore_index;
+  f.logp = logp.data();
+  f.lse = lse.data();
+  f.entropy = nullptr;
+  rk_cpu_logprobs(&f);
+  std::vector<float> glogp(N);
+  fused_pref_loss(a, lab.data(), logp.data(), glogp.data());
   rk_logprobs_backward_args bw{};
   bw.logits = a->logits;
   bw.dtype = a->dtype;

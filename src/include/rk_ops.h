@@ -38,7 +38,10 @@
   X(speculative_verify, rk_speculative_verify_args)         \
   X(spec_dec_stop, rk_spec_dec_stop_args)                   \
   X(geometric_mixture, rk_geometric_mixture_args)           \
-  X(rejection_sample, rk_rejection_sample_args)
+  X(rejection_sample, rk_rejection_sample_args)            \
+  X(linear_logprobs, rk_linear_logprobs_args)               \
+  X(linear_logprobs_backward, rk_linear_logprobs_backward_args) \
+  X(linear_preference_loss, rk_linear_preference_args)
 
 /* Host bookkeeping ops: CPU only. */
 #define RK_FOR_EACH_CPU_ONLY_OP(X)   \

@@ -40,6 +40,7 @@
 #include "rk_ppo.h"
 #include "rk_prepack.h"
 #include "rk_sampling.h"
+#include "rk_linear.h"
 #include "rk_device.h"
 
 #ifdef __cplusplus

@@ -70,6 +70,12 @@ export interface OpSpec {
    * drops them, since a stale one is a different, unspecified call (docs/logprobs.md)
    */
   derived?: string[];
+  /**
+   * inputs whose ±Inf values the op does not define (value mutations use NaN and finite values
+   * only): the linear family's hidden states and weights, where a ±Inf weight times a zero dZ is
+   * NaN on the native backends and 0 in the reference (reported; SPEC §8 is silent)
+   */
+  finiteOnly?: string[];
   /** comparison tolerance against the js reference, relative to 1 + max |ref| of each output */
   tol?: number;
 }
@@ -148,6 +154,19 @@ function packLayout(r: Rng, size: number) {
   const p = rk.packSequences({ lengths: rk.tensor(lengths, [n]) }, { capacity: L, backend: 'js' });
   return { n, L, lengths, packOf: p.packOf, offsetOf: p.offsetOf, P: p.packLengths.shape[0] };
 }
+
+/** hidden [...rows, D], weight [V, D] (same dtype; f32/f64 may mix), bias? [V]; temperature, chunk? */
+function linearInputs(r: Rng, size: number, rs: number[]) {
+  const D = r.dim(size, 1), V = r.dim(size, 1);
+  const dt = r.pick(LOGIT_DTYPES);
+  const wdt = dt === 'f32' || dt === 'f64' ? r.pick(['f32', 'f64'] as const) : dt;
+  const inputs: Record<string, Tensor> = { hidden: logitsT(r, [...rs, D], dt, 0.7), weight: logitsT(r, [V, D], wdt, 0.7) };
+  if (r.bool()) inputs.bias = fl(r, [V], 0.5);
+  const options: Record<string, unknown> = { temperature: 0.5 + r.next() * 1.5 };
+  if (r.bool(0.3)) options.chunk = r.pick([0, 1, 3, 8, 64]);
+  return { inputs, options, V };
+}
+const LINEAR_ROLES: Record<string, Role> = { hidden: 'logits', weight: 'logits', bias: 'logits', labels: 'index' };
 
 export const OPS: OpSpec[] = [
   // §1 token log-probs ------------------------------------------------------------------------
@@ -576,6 +595,63 @@ export const OPS: OpSpec[] = [
       };
     },
     roles: { uniforms: 'prob' },
+  },
+  // §8 log-probs straight from hidden states ---------------------------------------------------
+  {
+    name: 'linearLogprobs',
+    run: (i, o) => rk.linearLogprobs(i as never, o as never) as never,
+    gen: (r, size) => {
+      const rs = rows(r, size), x = linearInputs(r, size, rs);
+      return { inputs: { ...x.inputs, labels: labelsFor(r, rs, x.V) }, options: { ...x.options, ignoreIndex: -100, entropy: r.bool() } };
+    },
+    roles: LINEAR_ROLES,
+    optNums: ['chunk'],
+    strictIndex: ['labels'],
+    finiteOnly: ['hidden', 'weight'],
+    tol: 1e-3,
+  },
+  {
+    name: 'linearLogprobsBackward',
+    run: (i, o) => rk.linearLogprobsBackward(i as never, o as never) as never,
+    gen: (r, size) => {
+      const rs = rows(r, size), x = linearInputs(r, size, rs);
+      const inputs: Record<string, Tensor> = { ...x.inputs, labels: labelsFor(r, rs, x.V), gradLogp: f32(r, rs) };
+      if (r.bool()) inputs.gradEntropy = f32(r, rs);
+      if (r.bool()) {
+        const f = rk.linearLogprobs(inputs as never, { ...x.options, entropy: true, backend: 'js' } as never);
+        inputs.lse = f.lse;
+        if (inputs.gradEntropy) inputs.entropy = f.entropy!;
+      }
+      return { inputs, options: { ...x.options, ignoreIndex: -100 } };
+    },
+    roles: LINEAR_ROLES,
+    optNums: ['chunk'],
+    strictIndex: ['labels'],
+    derived: ['lse', 'entropy'],
+    finiteOnly: ['hidden', 'weight'],
+    tol: 1e-3,
+  },
+  {
+    name: 'linearPreferenceLoss',
+    run: (i, o) => rk.linearPreferenceLoss(i as never, o as never) as never,
+    gen: (r, size) => {
+      const type = r.pick(PREF_TYPES);
+      const B = r.dim(size), T = r.dim(size, 1), R = 2 * B;
+      const x = linearInputs(r, size, [R, T]);
+      const o = prefOptions(r, type);
+      const inputs: Record<string, Tensor> = { ...x.inputs, labels: labelsFor(r, [R, T], x.V) };
+      if (r.bool()) inputs.mask = mask(r, [R, T]);
+      if (type !== 'orpo' && type !== 'simpo') inputs.refLogp = fl(r, [R], 2, -3 * T);
+      if (type === 'inpo') inputs.prevLogp = fl(r, [R], 2, -3 * T);
+      if (type === 'xpo') inputs.policyExplore = fl(r, [B], 2, -3 * T);
+      if (type === 'dno') inputs.preferenceProb = uni(r, [B]);
+      return { inputs, options: { ...o, ...x.options, ignoreIndex: -100 } };
+    },
+    roles: { ...LINEAR_ROLES, mask: 'mask', preferenceProb: 'prob' },
+    optNums: ['chunk'],
+    finiteOnly: ['hidden', 'weight'],
+    enums: { type: 'dpo' },
+    tol: 1e-3,
   },
 ];
 

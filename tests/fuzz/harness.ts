@@ -295,7 +295,7 @@ export const MUTATORS: Record<string, Mutator> = {
     if (t.dtype === 'f16' || t.dtype === 'bf16' || t.dtype === 'i32') return null;
     const data = (t.data as Float32Array).slice();
     const i = r.int(0, data.length - 1);
-    data[i] = r.pick([NaN, Infinity, -Infinity, -1, 2]);
+    data[i] = r.pick(spec.finiteOnly?.includes(k) ? [NaN, -1, 2] : [NaN, Infinity, -Infinity, -1, 2]);
     const m = clone(c);
     m.inputs[k] = { data, shape: t.shape, dtype: t.dtype } as Tensor;
     for (const d of spec.derived ?? []) delete m.inputs[d];

@@ -16,7 +16,9 @@ import { defineOp, opNative, type Gen } from '../async.js';
 import type { NativeCore } from '../native.js';
 import * as ref from '../reference/logprobs.js';
 import type { Tensor, AnyTensor, TensorLike } from '../tensor.js';
-import { f32Data, f32DataOpt, INT, LOGITS, logitsData, maskData, OpArgs, widenF32, type CommonOptions } from '../validate.js';
+import {
+  f32Data, f32DataOpt, ignoreIndexOf, LOGITS, logitsData, maskData, OpArgs, readLabels, temperatureOf, widenF32, type CommonOptions,
+} from '../validate.js';
 
 type F32 = Float32Array;
 type Logits = Float32Array | Uint16Array;
@@ -45,28 +47,6 @@ function readLogits(a: OpArgs, name = 'logits') {
   const rows = logits.shape.slice(0, -1);
   const N = rows.reduce((x, y) => x * y, 1);
   return { logits, V, N, rows };
-}
-
-function temperatureOf(a: OpArgs): number {
-  const t = a.num('temperature', { default: 1, gt: 0 });
-  const f = Math.fround(t);
-  if (!(f > 0) || !Number.isFinite(Math.fround(1 / f))) a.rangeError(`option 'temperature' must be > 0 and representable in f32 (with a finite 1/temperature), got ${t}`);
-  return t;
-}
-
-const ignoreIndexOf = (a: OpArgs) => a.num('ignoreIndex', { default: -100, integer: true, min: -(2 ** 31), max: 2 ** 31 - 1 });
-
-/** labels: i32 shaped like the logits' rows; each in [0, V) or ignoreIndex, else RangeError. */
-function readLabels(a: OpArgs, rows: readonly number[], V: number, ignore: number, optional: boolean): Int32Array | undefined {
-  const t = optional ? a.tensor('labels', INT, { optional: true, shape: rows }) : a.tensor('labels', INT, { shape: rows });
-  if (!t) return undefined;
-  const d = a.values(t) as Int32Array; // device labels are read back (N int32) to be checked here
-  for (let i = 0; i < d.length; i++) {
-    const y = d[i];
-    if (y !== ignore && (y < 0 || y >= V))
-      a.rangeError(`labels[${i}] = ${y} is out of range: expected an integer in [0, ${V}) or ignoreIndex (${ignore})`);
-  }
-  return t.data as Int32Array;
 }
 
 export interface LogprobsInputs { logits: TensorLike; labels: TensorLike }

@@ -25,7 +25,8 @@ import type { NativeCore } from '../native.js';
 import type { CommonOptions } from '../validate.js';
 import * as ref from '../reference/preference.js';
 import { readFloat, type Tensor, type AnyTensor, type TensorLike } from '../tensor.js';
-import { f32Data, INT, LOGITS, logitsData, maskData, OpArgs, widenF32 } from '../validate.js';
+import { f32Data, LOGITS, logitsData, maskData, OpArgs, widenF32 } from '../validate.js';
+import { checkProb, dataFor, fusedOutputs, fusedTokenInputs, outsB, prefParams, TYPE_CODE } from './preference_args.js';
 
 type F32 = Float32Array;
 type OptF32 = Float32Array | null;
@@ -55,16 +56,9 @@ export type PreferenceType = ref.PreferenceType;
 export type ListwiseType = ref.ListwiseType;
 export const PREFERENCE_TYPES: readonly PreferenceType[] = ref.PREFERENCE_TYPES;
 export const LISTWISE_TYPES: readonly ListwiseType[] = ref.LISTWISE_TYPES;
-const TYPE_CODE: Record<PreferenceType, number> = {
-  dpo: 0, cdpo: 1, rdpo: 2, ipo: 3, hinge: 4, rpo: 5, xpo: 6, inpo: 7, dno: 8, orpo: 9, simpo: 10,
-};
 const LIST_CODE: Record<ListwiseType, number> = { lipo: 0, pro: 1, pl: 2 };
 
 type Out<K extends string> = { out?: Partial<Record<K, AnyTensor>> };
-
-/** A float tensor's data for the backend: f32 as is for native (f64 rounded once), numbers for js. */
-const dataFor = (t: Tensor | undefined, js: boolean): ArrayLike<number> | undefined =>
-  t === undefined ? undefined : js ? (t.data as ArrayLike<number>) : f32Data(t);
 
 /** Lengths as f32 or f64 or i32; each must be > 0. Returned as f32 for native. */
 function lengthData(a: OpArgs, name: string, shape: readonly number[], js: boolean): ArrayLike<number> {
@@ -93,27 +87,6 @@ export interface PreferenceOptions extends CommonOptions {
   gamma?: number;
   /** ipo: divide each log-ratio by its length (inputs chosenLength, rejectedLength) */
   lengthNormalize?: boolean;
-}
-
-interface ResolvedParams extends ref.PrefParams {
-  type: PreferenceType;
-  lengthNormalize: boolean;
-}
-
-function prefParams(a: OpArgs): ResolvedParams {
-  const type = a.oneOf('type', PREFERENCE_TYPES);
-  const beta = a.num('beta', { gt: 0 });
-  let epsilon = 0, eta = 0, alpha = 0, tau = 0, gamma = 0;
-  if (type === 'cdpo') epsilon = a.num('epsilon', { min: 0, max: 1 });
-  else if (type === 'rdpo') epsilon = a.num('epsilon', { min: 0, lt: 0.5 });
-  else if (type === 'rpo') eta = a.num('eta', { default: 0.005, min: 0 });
-  else if (type === 'xpo') alpha = a.num('alpha', { default: 1e-5 });
-  else if (type === 'inpo') {
-    eta = a.num('eta', { gt: 0 });
-    tau = a.num('tau', { min: 0 });
-  } else if (type === 'simpo') gamma = a.num('gamma', { default: 0.5 });
-  const lengthNormalize = type === 'ipo' && a.bool('lengthNormalize', false);
-  return { type, beta, epsilon, eta, alpha, tau, gamma, lengthNormalize };
 }
 
 export interface PreferenceLossInputs {
@@ -156,32 +129,6 @@ export interface PreferenceLossResult {
   gradChosenNll?: Tensor<'f32'>;
   /** xpo */
   gradPolicyExplore?: Tensor<'f32'>;
-}
-
-/**
- * Per-example output buffers: options.out[name] when given (checked), else views of one new
- * Float32Array (one allocation instead of up to seven: the per-call overhead is what small
- * batches pay). `outB(...)` returns the next buffer.
- */
-function outsB(a: OpArgs, shape: readonly number[], B: number, count: number) {
-  const hasOut = a.options.out !== undefined && a.options.out !== null;
-  const own = hasOut || a.device !== undefined; // a.out: checked out buffers, device tensors
-  // (above ~8K examples one big zeroed block costs more than separate ones: mmap'd, page faults;
-  // a.out then also gives large outputs of an .async call addon-owned memory)
-  const block = own || B > 8192 ? null : new Float32Array(B * count);
-  let k = 0;
-  return (name: string): Tensor<'f32'> => {
-    if (!block) return a.out(name, 'f32', shape);
-    const data = block.subarray(k * B, (k + 1) * B);
-    k++;
-    return { data, shape, dtype: 'f32' };
-  };
-}
-
-function checkProb(a: OpArgs, t: Tensor) {
-  const d = a.values(t) as ArrayLike<number>;
-  for (let i = 0; i < d.length; i++)
-    if (d[i] < 0 || d[i] > 1) a.rangeError(`input 'preferenceProb' must lie in [0, 1], got ${d[i]} at ${i}`);
 }
 
 /**
@@ -374,39 +321,15 @@ export const fusedPreferenceLoss = defineOp('fusedPreferenceLoss', function* fus
   const [R, T, V] = logits.shape as [number, number, number];
   if (R % 2 !== 0) a.rangeError(`input 'logits' must have an even first dimension 2B (chosen rows, then rejected), got ${R}`);
   const B = R / 2;
-  const labels = a.tensor('labels', INT, { shape: [R, T] });
-  const mask = a.mask('mask', { optional: true, shape: [R, T] });
-  const P = prefParams(a);
+  const { labels, lab, mask, md, P, refLogp, prevLogp, explore, prob, temperature, ignoreIndex } = fusedTokenInputs(a, B, T, V);
   const t = P.type;
-  const refFree = t === 'orpo' || t === 'simpo';
-  const refLogp = refFree ? undefined : a.float('refLogp', { shape: [R] });
-  const prevLogp = t === 'inpo' ? a.float('prevLogp', { shape: [R] }) : undefined;
-  const explore = t === 'xpo' ? a.float('policyExplore', { shape: [B] }) : undefined;
-  const prob = t === 'dno' ? a.float('preferenceProb', { shape: [B] }) : undefined;
-  if (prob) checkProb(a, prob);
-  const temperature = a.num('temperature', { default: 1, gt: 0 });
-  const ignoreIndex = a.num('ignoreIndex', { default: -100, integer: true, min: -2147483648, max: 2147483647 });
-  const lab = a.values(labels) as Int32Array, md = mask ? a.values(mask) : undefined; // device: read back (2B·T each)
-  for (let i = 0; i < lab.length; i++) {
-    const y = lab[i];
-    if (y !== ignoreIndex && (y < 0 || y >= V) && (md === undefined || md[i] !== 0))
-      a.rangeError(`input 'labels' must lie in [0, ${V}) or equal ignoreIndex (${ignoreIndex}) where counted, got ${y} at ${i}`);
-  }
   const backend = a.backend();
-  const shape = Object.freeze([B]);
   const gradLogits = a.out('gradLogits', 'f32', logits.shape);
-  const outB = outsB(a, shape, B, t === 'xpo' ? 7 : 6);
-  const losses = outB('losses');
-  const gradPolicyChosen = outB('gradPolicyChosen');
-  const gradPolicyRejected = outB('gradPolicyRejected');
-  const chosenRewards = outB('chosenRewards');
-  const rejectedRewards = outB('rejectedRewards');
-  const margins = outB('margins');
-  const gx = t === 'xpo' ? outB('gradPolicyExplore') : undefined;
+  const { losses, gradPolicyChosen, gradPolicyRejected, chosenRewards, rejectedRewards, margins, gx } = fusedOutputs(a, B, t);
   let loss: number, accuracy: number;
   if (backend === 'js') {
     [loss, accuracy] = ref.fusedPreferenceLoss(t, B, T, V, {
-      logits: readFloat(logits), labels: lab, mask: md as ArrayLike<number> | undefined, refLogp: dataFor(refLogp, true),
+      logits: readFloat(logits), labels: lab, mask: md, refLogp: dataFor(refLogp, true),
       prevLogp: dataFor(prevLogp, true), explore: dataFor(explore, true), prob: dataFor(prob, true),
     }, P, P.lengthNormalize, temperature, ignoreIndex, {
       losses: losses.data, gc: gradPolicyChosen.data, gr: gradPolicyRejected.data, cr: chosenRewards.data, rj: rejectedRewards.data,
