@@ -132,6 +132,8 @@ export function toTensor(x: unknown, name: string): Tensor {
     const sh = checkShape(o.shape, name);
     if ((o.data as TypedArray).length !== numel(sh))
       throw new RangeError(`${name}: data has ${(o.data as TypedArray).length} elements but shape [${sh.join(', ')}] needs ${numel(sh)}`);
+    // an empty view may sit on a detached buffer, which copies (Float32Array.from) reject: use a fresh one
+    if ((o.data as TypedArray).length === 0) return { data: new CTOR[dt](0), shape: sh, dtype: dt } as Tensor;
     return o as unknown as Tensor;
   }
   if ('dims' in o && 'type' in o) {
@@ -142,7 +144,7 @@ export function toTensor(x: unknown, name: string): Tensor {
     const sh = checkShape(Array.from(o.dims as ArrayLike<number>), name);
     if ((o.data as TypedArray).length !== numel(sh))
       throw new RangeError(`${name}: data has ${(o.data as TypedArray).length} elements but dims [${sh.join(', ')}] need ${numel(sh)}`);
-    return { data: o.data as TypedArray, shape: sh, dtype: dt } as Tensor;
+    return { data: (o.data as TypedArray).length ? (o.data as TypedArray) : new CTOR[dt](0), shape: sh, dtype: dt } as Tensor;
   }
   throw new TypeError(`${name}: expected a tensor { data, shape, dtype } or { data, dims, type }`);
 }

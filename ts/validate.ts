@@ -48,11 +48,21 @@ export interface TensorSpec {
 }
 
 const shapeStr = (s: readonly number[]) => `[${s.join(', ')}]`;
+const F32_MAX = 3.4028234663852886e38;
+const F32_MIN_NORMAL = 1.1754943508222875e-38;
+
+/** Whether two typed-array views share any byte (same buffer, overlapping ranges). */
+function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
+  return a.buffer === b.buffer && a.byteLength > 0 && b.byteLength > 0 &&
+    a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
+}
 
 export class OpArgs {
   readonly op: string;
   readonly inputs: Record<string, unknown>;
   readonly options: Record<string, unknown>;
+  /** out buffers taken from options.out so far (for the aliasing check) */
+  private readonly given: [string, ArrayBufferView][] = [];
   /** Device of the device-tensor inputs (−1: emulated), undefined while every input is on the host. */
   device: number | undefined = undefined;
   private host = false;
@@ -136,6 +146,9 @@ export class OpArgs {
     if (typeof v !== 'number') this.typeError(`option '${name}' must be a number, got ${typeof v}`);
     if (Number.isNaN(v) || (!spec.infinite && !Number.isFinite(v)))
       this.rangeError(`option '${name}' must be a finite number, got ${v}`);
+    // The native kernels compute in f32: a finite hyper-parameter must be a normal f32 value (or 0)
+    if (Number.isFinite(v) && v !== 0 && !(Math.abs(v) >= F32_MIN_NORMAL && Math.abs(v) <= F32_MAX))
+      this.rangeError(`option '${name}' must be 0 or of magnitude in [1.2e-38, 3.4e38] (the f32 range), got ${v}`);
     if (spec.integer && !Number.isInteger(v)) this.rangeError(`option '${name}' must be an integer, got ${v}`);
     if (spec.min !== undefined && v < spec.min) this.rangeError(`option '${name}' must be >= ${spec.min}, got ${v}`);
     if (spec.max !== undefined && v > spec.max) this.rangeError(`option '${name}' must be <= ${spec.max}, got ${v}`);
@@ -268,6 +281,13 @@ export class OpArgs {
         if (t.dtype !== dtype) this.typeError(`out.${name} must have dtype '${dtype}', got '${t.dtype}'`);
         if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
           this.rangeError(`out.${name} must have shape ${shapeStr(shape)}, got ${shapeStr(t.shape)}`);
+        // SPEC §0: an out buffer shares no memory with an input or with another out buffer
+        for (const k in this.inputs) {
+          const d = (this.inputs[k] as { data?: unknown } | null)?.data;
+          if (ArrayBuffer.isView(d) && overlaps(t.data, d)) this.rangeError(`out.${name} shares memory with input '${k}'`);
+        }
+        for (const [k, d] of this.given) if (overlaps(t.data, d)) this.rangeError(`out.${name} shares memory with out.${k}`);
+        this.given.push([name, t.data]);
         return t as Tensor<D>;
       }
     }

@@ -14,6 +14,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -45,11 +46,16 @@ class Args {
   bool device_call() const { return cs_.where != Where::Host; }
   bool cuda_device_call() const { return cs_.where == Where::Cuda; }
 
+  // Inputs (const) and outputs. A host output may not share memory with any other host array
+  // argument (RangeError naming both): kernels read inputs after writing outputs, and an index
+  // input that was checked must stay as checked. Int32 inputs and masks (labels, token ids,
+  // layouts: what decides which memory a kernel touches) that another thread could write during
+  // the call (a SharedArrayBuffer; any array used in place by an async call) are copied first.
   const float* f32(const char* name, size_t n) { return typed<float>(name, n, napi_float32_array, "Float32Array", RK_DT_F32, false); }
   float* f32_out(const char* name, size_t n) { return typed<float>(name, n, napi_float32_array, "Float32Array", RK_DT_F32, true); }
-  const int32_t* i32(const char* name, size_t n) { return typed<int32_t>(name, n, napi_int32_array, "Int32Array", RK_DT_I32, false); }
+  const int32_t* i32(const char* name, size_t n) { return typed<int32_t>(name, n, napi_int32_array, "Int32Array", RK_DT_I32, false, true); }
   int32_t* i32_out(const char* name, size_t n) { return typed<int32_t>(name, n, napi_int32_array, "Int32Array", RK_DT_I32, true); }
-  const uint8_t* u8(const char* name, size_t n) { return typed<uint8_t>(name, n, napi_uint8_array, "Uint8Array", RK_DT_U8, false); }
+  const uint8_t* u8(const char* name, size_t n) { return typed<uint8_t>(name, n, napi_uint8_array, "Uint8Array", RK_DT_U8, false, true); }
   uint8_t* u8_out(const char* name, size_t n) { return typed<uint8_t>(name, n, napi_uint8_array, "Uint8Array", RK_DT_U8, true); }
   // f16/bf16 bit patterns: a Uint16Array, or a device buffer of dtype `dt` (RK_DT_F16 / RK_DT_BF16).
   const uint16_t* u16(const char* name, size_t n, int dt = -1) {
@@ -81,7 +87,7 @@ class Args {
     int dt = dtype_at(i_);
     if (dt == RK_DT_U8) { *kind = RK_MASK_U8; return u8(name, n); }
     *kind = RK_MASK_F32;
-    return f32(name, n);
+    return typed<float>(name, n, napi_float32_array, "Float32Array", RK_DT_F32, false, true);
   }
   // Logits as f32 (Float32Array) or f16/bf16 (Uint16Array); dtype code given by the caller.
   const void* logits(const char* name, size_t n, int dtype) {
@@ -172,15 +178,16 @@ class Args {
   }
   // A host-readable copy of n int32 argument elements at p, for the defensive index checks
   // (CUDA device arguments are read back; host and emulated ones are read in place).
-  const int32_t* peek_i32(const int32_t* p, size_t n) {
-    if (cs_.where != Where::Cuda || !p || !n) return p;
-    int32_t* h = host_scratch<int32_t>(n);
-    DevMem* m = cs_.mem_of(p, n * 4);
+  const int32_t* peek_i32(const int32_t* p, size_t n) { return static_cast<const int32_t*>(peek(p, n * 4)); }
+  const void* peek(const void* p, size_t bytes) {
+    if (cs_.where != Where::Cuda || !p || !bytes) return p;
+    char* h = host_scratch<char>(bytes);
+    DevMem* m = cs_.mem_of(p, bytes);
     if (!m) throw Napi::Error::New(env_, "rlhf-kernels: internal error: peek of unknown device memory");
     std::string err;
     StreamPtr s = m->last_stream() ? m->last_stream() : cs_.stream;
-    if (!copy_from_device(*m, h, p, n * 4, s, &err)) throw Napi::Error::New(env_, "rlhf-kernels cuda: " + err);
-    state(env_).d2h_bytes += (double)(n * 4);
+    if (!copy_from_device(*m, h, p, bytes, s, &err)) throw Napi::Error::New(env_, "rlhf-kernels cuda: " + err);
+    state(env_).d2h_bytes += (double)bytes;
     return h;
   }
 
@@ -320,7 +327,7 @@ class Args {
   }
 
   template <class T>
-  T* typed(const char* name, size_t n, napi_typedarray_type type, const char* tname, int dt, bool out) {
+  T* typed(const char* name, size_t n, napi_typedarray_type type, const char* tname, int dt, bool out, bool copy_shared = false) {
     if (i_ >= info_.Length()) fail_type(name, tname);
     napi_value v = info_[i_++];
     bool is_ta = false;
@@ -336,10 +343,32 @@ class Args {
                                             std::to_string(n) + " elements, got " + std::to_string(len));
     if (n == 0 || data == nullptr) { static T dummy[1]; return dummy; }  // no data: neutral for host/device mixing
     note_host(name);
+    const char* b = static_cast<const char*>(data);
+    for (size_t k = 0; k < nspans_; ++k)
+      if ((out || spans_[k].out) && b < spans_[k].end && spans_[k].begin < b + n * sizeof(T))
+        throw Napi::RangeError::New(env_, std::string("rlhf-kernels native: argument '") + name +
+                                              "' shares memory with argument '" + spans_[k].name + "'");
+    if (nspans_ < kMaxSpans) spans_[nspans_++] = {name, b, b + n * sizeof(T), out};
     cs_.work_bytes += n * sizeof(T);
-    if (async_) return static_cast<T*>(pin_host(v, data, n * sizeof(T), out, name));
-    return static_cast<T*>(data);
+    void* p = async_ ? pin_host(v, data, n * sizeof(T), out, name) : data;
+    if (copy_shared && p == data && (async_ || !plain_buffer(v))) {  // (owned by the call: lives until post())
+      char* c = cs_.alloc_host(n * sizeof(T), false);
+      std::memcpy(c, data, n * sizeof(T));
+      return reinterpret_cast<T*>(c);
+    }
+    return static_cast<T*>(p);
   }
+  // A typed array over a plain ArrayBuffer (not a SharedArrayBuffer: napi_is_arraybuffer is false for those).
+  bool plain_buffer(napi_value v) {
+    napi_value ab = nullptr;
+    bool plain = false;
+    if (napi_get_typedarray_info(env_, v, nullptr, nullptr, nullptr, &ab, nullptr) != napi_ok) return false;
+    return napi_is_arraybuffer(env_, ab, &plain) == napi_ok && plain;
+  }
+  struct Span { const char* name; const char* begin; const char* end; bool out; };
+  static constexpr size_t kMaxSpans = 48;
+  Span spans_[kMaxSpans];
+  size_t nspans_ = 0;
 
   const Napi::CallbackInfo& info_;
   Napi::Env env_;
@@ -372,10 +401,8 @@ inline int32_t ignore_index(Args& in) {
 }
 inline void check_labels(Args& in, const int32_t* labels_arg, size_t N, size_t V, int32_t ignore, const void* mask = nullptr,
                          int kind = RK_MASK_NONE) {
-  // a mask on a CUDA device is not read back: the TypeScript layer checked the counted labels, and
-  // the kernels never index with a label outside [0, V)
-  if (kind != RK_MASK_NONE && in.cuda_device_call()) return;
-  const int32_t* labels = in.peek_i32(labels_arg, N);  // device labels are read back (N int32)
+  const int32_t* labels = in.peek_i32(labels_arg, N);  // device labels and masks are read back
+  if (kind != RK_MASK_NONE) mask = in.peek(mask, N * (kind == RK_MASK_U8 ? 1 : 4));
   for (size_t i = 0; i < N; ++i) {
     int32_t y = labels[i];
     bool on = kind == RK_MASK_U8 ? static_cast<const uint8_t*>(mask)[i] != 0

@@ -53,6 +53,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value SetSimd(const Napi::CallbackInfo& info) {
+  if (!info[0].IsString()) throw Napi::TypeError::New(info.Env(), "setSimd: expected 'avx512' | 'avx2' | 'scalar'");
   std::string s = info[0].As<Napi::String>().Utf8Value();
   if (s == "avx512") rk::force_isa(rk::Isa::avx512);
   else if (s == "avx2") rk::force_isa(rk::Isa::avx2);
@@ -75,7 +76,8 @@ Napi::Value CopyBandwidth(const Napi::CallbackInfo& info) {
   Args a(info);
   size_t bytes = a.size("bytes");
   size_t reps = a.size("reps");
-  if (bytes < 4096 || bytes > ((size_t)1 << 33)) a.range("bytes", "in [4096, 2^33]");
+  if (bytes < 4096 || bytes > ((size_t)1 << 31)) a.range("bytes", "in [4096, 2^31]");
+  if (reps > 1000) a.range("reps", "at most 1000");
   std::vector<char> src(bytes, 1), dst(bytes, 0);
   double best = 1e30;
   for (size_t r = 0; r < reps + 1; ++r) {
@@ -93,6 +95,7 @@ Napi::Value CopyBandwidth(const Napi::CallbackInfo& info) {
 // Test hook: evaluates one of core/common.hpp's scalar functions elementwise (x → out), so the
 // vectorisable exp/log/softplus/sigmoid used by every kernel are checked against libm in tests.
 Napi::Value CoreMath(const Napi::CallbackInfo& info) {
+  if (!info[0].IsString()) throw Napi::TypeError::New(info.Env(), "coreMath: fn must be a string");
   std::string fn = info[0].As<Napi::String>().Utf8Value();
   Napi::Value xv = info[1];
   if (!xv.IsTypedArray() || xv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)

@@ -98,6 +98,9 @@ Napi::Value FusedPreferenceLoss(const Napi::CallbackInfo& info) {
   a.grad_logits = in.f32_out("gradLogits", NV);
   read_fused_pref_outputs(in, a);
   read_fused_pref_options(in, a);
+  if (!(a.temperature > 0) || !std::isfinite(1.0f / a.temperature)) in.range("temperature", "a finite number > 0");
+  // labels index the logits: every counted one in [0, V) or ignoreIndex (defence in depth)
+  check_labels(in, a.labels, N, a.V, a.ignore_index, a.mask, a.mask_kind);
   in.use_cuda();
   a.scalars = in.f64_out_at(30, 2, "scalars");
   return in.run(a, RK_KERNELS(fused_preference_loss));

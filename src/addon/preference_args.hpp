@@ -27,7 +27,7 @@ inline int pref_type(Args& in) {
 // The token-level inputs of fusedPreferenceLoss / linearPreferenceLoss, in their positional order:
 // labels, mask|null, refLogp|null, prevLogp|null, policyExplore|null, preferenceProb|null
 // (a.B, a.T and a.type already set). The kernels never index with a label outside [0, V) (such a
-// counted token gives NaN), so labels are range-checked by the TypeScript wrapper only.
+// counted token gives NaN); the entry points range-check the counted labels too (check_labels).
 inline void read_fused_pref_inputs(Args& in, rk_fused_preference_args& a) {
   const size_t B = a.B, R = 2 * B, N = R * a.T;
   const int t = a.type;

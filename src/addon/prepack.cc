@@ -44,6 +44,7 @@ Napi::Value PrepackFill(const Napi::CallbackInfo& info) {
   size_t total = in.size("total");
   size_t PL = mul_sizes(in.env(), a.P, a.L, "P*L");
   if (PL > 2147483647u || total > 2147483647u) in.range("P*L", "at most 2^31 - 1 (int32 indices)");
+  if (a.P > a.n) in.range("P", "at most n (every pack holds a sequence)");  // (P-sized scratch)
   a.tokens = in.i32("tokens", total);
   a.src_lengths = in.i32("srcLengths", a.n);
   a.lengths = in.i32("lengths", a.n);

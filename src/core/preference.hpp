@@ -50,7 +50,7 @@ RK_HD void dpo_like(float z, const rk_pref_params& p, float prob, float* loss, f
   softplus_sigmoid(-z, &spn, &sn);  // −log σ(z) and −∂/∂z of it
   if (TY == RK_PREF_CDPO || TY == RK_PREF_RDPO || TY == RK_PREF_DNO) {
     // softplus(z) = softplus(−z) + z, σ(z) = 1 − σ(−z): no second exp
-    float spp = spn + z;        // −log σ(−z)
+    float spp = absf(z) == inf_f() ? maxf(z, 0.0f) : spn + z;  // −log σ(−z) (z = −∞: ∞ − ∞ otherwise)
     float sp = 1.0f - sn;       // ∂spp/∂z
     float e = TY == RK_PREF_DNO ? 1.0f - prob : p.epsilon;
     float w = 1.0f - e;
@@ -187,12 +187,13 @@ RK_HD float listwise_row(int type, const float* pol, const float* ref, const flo
       const float li = lab[i], si = s[i], ai = a[i], ci = c[i];
       for (size_t j = 0; j < K; ++j) {
         float d = absf(ci - c[j]) * absf(ai - a[j]);
-        float win = li > lab[j] ? d : 0.0f;
-        float lose = lab[j] > li ? d : 0.0f;
         float sp, sg;
         softplus_sigmoid(s[j] - si, &sp, &sg);
-        li_part += win * sp;
-        gi += lose * (1.0f - sg) - win * sg;
+        // selects, not products with 0: a pair that does not count adds nothing even where
+        // s_j − s_i is ±∞ or NaN (s = −∞ for a −∞ log-ratio), as in the sum over ψi > ψj
+        const bool win = li > lab[j], lose = lab[j] > li;
+        li_part += win ? d * sp : 0.0f;
+        gi += (lose ? d * (1.0f - sg) : 0.0f) - (win ? d * sg : 0.0f);
       }
       part += li_part;
       g[i] = gi * beta * gscale;

@@ -471,6 +471,7 @@ extern "C" void rk_cpu_group_advantages(const rk_group_adv_args* a) {
     });
     return;
   }
+  if (G == 0 || K == 0) return;  // nothing to write (and no division by K = 0)
   const size_t grain = K >= kElemGrain ? 1 : kElemGrain / K;
   const double invK = 1.0 / (double)K, invK1 = K > 1 ? 1.0 / (double)(K - 1) : 0.0;
   const float eps = a->eps;

@@ -227,7 +227,7 @@ constexpr size_t kGrainElems = 32768;
 Plan plan(size_t N, size_t V) {
   size_t th = (size_t)num_threads();
   Plan p{1, V, V ? (kGrainElems + V - 1) / V : kGrainElems};
-  if (th > 1 && N < 2 * th && V >= 2 * kPiece) {
+  if (th > 1 && N > 0 && N < 2 * th && V >= 2 * kPiece) {  // (N = 0 with a wide V: no rows, no split)
     size_t want = (4 * th + N - 1) / N;
     size_t most = V / kPiece;
     p.P = want < most ? want : most;

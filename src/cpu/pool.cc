@@ -4,6 +4,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -19,13 +20,21 @@ struct Job {
   std::atomic<size_t> remaining{0};
   std::mutex m;
   std::condition_variable done;
-  // Claims and runs chunks until none is left. Returns after the last claimed chunk.
+  std::exception_ptr error;  // the first exception a chunk threw (guarded by m)
+  // Claims and runs chunks until none is left. Returns after the last claimed chunk. An
+  // exception (std::bad_alloc from a kernel's scratch vector) never escapes a worker thread,
+  // where it would terminate the process: it is kept and rethrown to the caller by run().
   void work() {
     for (;;) {
       size_t c = next.fetch_add(1, std::memory_order_relaxed);
       if (c >= nchunks) return;
       size_t b = c * chunk, e = std::min(n, b + chunk);
-      (*fn)(b, e);
+      try {
+        (*fn)(b, e);
+      } catch (...) {
+        std::lock_guard<std::mutex> g(m);
+        if (!error) error = std::current_exception();
+      }
       if (remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> g(m);
         done.notify_all();
@@ -89,13 +98,23 @@ class Pool {
       std::unique_lock<std::mutex> g(job->m);
       job->done.wait(g, [&] { return job->remaining.load(std::memory_order_acquire) == 0; });
     }
-    std::lock_guard<std::mutex> g(m_);
-    job_.reset();
+    {
+      std::lock_guard<std::mutex> g(m_);
+      job_.reset();
+    }
+    if (job->error) std::rethrow_exception(job->error);  // every chunk has finished: nothing runs on
   }
 
  private:
   void ensure_workers() {
-    while ((int)workers_.size() < threads() - 1) workers_.emplace_back([this] { loop(); });
+    // (a thread that cannot be created is not an error: the caller claims every chunk itself)
+    while ((int)workers_.size() < threads() - 1) {
+      try {
+        workers_.emplace_back([this] { loop(); });
+      } catch (...) {
+        break;
+      }
+    }
   }
   void loop() {
     unsigned long seen = 0;
@@ -111,7 +130,7 @@ class Pool {
       if (job) job->work();
     }
   }
-  std::atomic<int> threads_{1};
+  std::atomic<int> threads_{1};  // read without use_ by callers deciding to go serial
   std::mutex use_;  // one parallel_for at a time
   std::mutex m_;
   std::condition_variable cv_;

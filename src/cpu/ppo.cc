@@ -122,6 +122,8 @@ struct RowSums {
 extern "C" void rk_cpu_ppo_policy_loss(const rk_ppo_policy_loss_args* a) {
   using namespace rk;
   const size_t B = a->B, T = a->T;
+  // nothing counted: every result is 0 (and no per-row scratch for B rows of nothing)
+  if (B * T == 0) { a->result[0] = a->result[1] = a->result[2] = 0.0; return; }
   std::vector<uint32_t> cnt(B);
   RowSums rs(B);
   double N = 0, S = 0;
@@ -174,6 +176,7 @@ extern "C" void rk_cpu_ppo_policy_loss(const rk_ppo_policy_loss_args* a) {
 extern "C" void rk_cpu_value_loss(const rk_value_loss_args* a) {
   using namespace rk;
   const size_t B = a->B, T = a->T;
+  if (B * T == 0) { a->result[0] = a->result[1] = 0.0; return; }  // (as in ppo_policy_loss)
   std::vector<uint32_t> cnt(B);
   RowSums rs(B);
   double N = 0, S = 0;

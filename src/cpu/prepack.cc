@@ -201,7 +201,7 @@ extern "C" void rk_cpu_unpack(const rk_unpack_args* a) {
     for (size_t i = b; i < e; ++i) {
       float* dst = a->rows + i * rowElems;
       size_t len = a->lengths[i] > 0 ? (size_t)a->lengths[i] : 0;
-      memset(dst, 0, (M - len) * D * sizeof(float));
+      if (M > len) memset(dst, 0, (M - len) * D * sizeof(float));  // (rows may be empty: no memset(NULL, 0, 0))
       if (len)
         memcpy(dst + (M - len) * D, a->packed + ((size_t)a->pack_of[i] * L + (size_t)a->offset_of[i]) * D, len * D * sizeof(float));
     }

@@ -132,7 +132,7 @@ export const groupAdvantages = defineOp('groupAdvantages', function* groupAdvant
   const scores = a.float('scores', { rank: 1 });
   const method = a.oneOf('method', GROUP_METHODS);
   const baselines = a.float('baselines', { optional: method !== 'remax', shape: scores.shape });
-  const K = a.num('groupSize', { integer: true, min: 1 });
+  const K = a.num('groupSize', { integer: true, min: 1, max: 2 ** 31 - 1 });
   const eps = a.num('eps', { default: 1e-6, min: 0 });
   const n = scores.shape[0];
   if (n % K !== 0) a.rangeError(`input 'scores' has ${n} elements, which do not split into groups of groupSize = ${K}`);

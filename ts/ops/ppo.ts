@@ -104,6 +104,9 @@ export const ppoPolicyLoss = defineOp('ppoPolicyLoss', function* ppoPolicyLoss(i
   const refLogp = klCoef > 0 ? refIn : undefined;
   const backend = a.backend();
   const gradLogp = a.out('gradLogp', 'f32', logp.shape);
+  // nothing counted (B·T = 0): every result is 0, without B-sized scratch (host inputs; the
+  // kernels do the same for device ones, whose scalars are DeviceScalars)
+  if (B * T === 0 && a.device === undefined) return { loss: 0, gradLogp, clipFraction: 0, approxKl: 0 };
   if (backend === 'js') {
     const r = ref.ppoPolicyLoss(logp.data, oldLogp.data, advantages.data, refLogp?.data, mask.data, gradLogp.data, B, T, {
       clipLow, clipHigh, dualClip, klCoef, klEstimator: refLogp ? klEstimator : undefined, aggregation, normalizer,
@@ -143,6 +146,7 @@ export const valueLoss = defineOp('valueLoss', function* valueLoss(inputs: Value
   const normalizer = a.num('normalizer', { optional: true, gt: 0 });
   const backend = a.backend();
   const gradValues = a.out('gradValues', 'f32', values.shape);
+  if (B * T === 0 && a.device === undefined) return { loss: 0, gradValues, clipFraction: 0 }; // (as in ppoPolicyLoss)
   if (backend === 'js') {
     const r = ref.valueLoss(values.data, oldValues.data, returns.data, mask.data, gradValues.data, B, T, clip, aggregation, normalizer);
     return { ...r, gradValues };
