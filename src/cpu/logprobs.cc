@@ -16,6 +16,7 @@
 // GCC 12 warns about _mm512_undefined_ps() inside its own AVX-512 intrinsics (a known false positive).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -61,6 +62,8 @@ static inline V zero_lt(V v, V d, float lo) { return _mm512_mask_mov_ps(v, _mm51
 static inline void store(float* p, V v) { _mm512_storeu_ps(p, v); }
 static inline float hmax(V v) { return _mm512_reduce_max_ps(v); }
 static inline float hsum(V v) { return _mm512_reduce_add_ps(v); }
+// Lower clamp of every exp argument: vscalefps underflows to 0 by itself.
+constexpr float kExpLo = kLpLo;
 // e^d for d in [kLpLo, 88] (or NaN; callers clamp below): d = n·ln2 + r, the degree-6
 // polynomial of rk::expf_, 2^n by vscalefps (which underflows to 0 and overflows to +inf).
 static inline V exp(V d) {
@@ -122,22 +125,28 @@ static inline float hsum(V v) {
   m = _mm_add_ss(m, _mm_movehdup_ps(m));
   return _mm_cvtss_f32(m);
 }
-// e^d for d ≤ 88 (or NaN); 2^n through the exponent bits, so d < −87.3 flushes to 0.
+// Lower clamp of every exp argument (see exp): e^{−88} rounds n to −127, whose scale 2^n is the
+// bit pattern 0, so clamped arguments give exactly 0, as e^d < 2^−126 should (flushed).
+constexpr float kExpLo = -88.0f;
+// e^d for d in [kExpLo, 88.7] or NaN (every caller clamps below with max(set1(kExpLo), d), which
+// keeps NaN). 12 operations, 9 of them on the FMA pipes: n = round(d·log2 e) by the 1.5·2^23
+// magic number, whose low mantissa bits are then n + 127, shifted into the exponent field of 2^n;
+// r = d − n·ln 2 in two parts (Cody–Waite); e^r by a degree-6 minimax polynomial in Horner form
+// (≤ 0.75 ulp on |r| ≤ ln2/2 in f32; the degree-7 Cephes form of rk::expf_ costs two more).
 static inline V exp(V d) {
-  V dc = _mm256_min_ps(set1(88.0f), _mm256_max_ps(set1(-87.33f), d));
-  V n = _mm256_round_ps(_mm256_mul_ps(dc, set1(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  V r = _mm256_fnmadd_ps(n, set1(0.693359375f), dc);
+  const V magic = set1(12582912.0f + 127.0f);
+  V t = _mm256_fmadd_ps(d, set1(1.44269504088896341f), magic);
+  V n = _mm256_sub_ps(t, magic);
+  V r = _mm256_fnmadd_ps(n, set1(0.693359375f), d);
   r = _mm256_fnmadd_ps(n, set1(-2.12194440e-4f), r);
-  V p = set1(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, set1(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, set1(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, set1(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, set1(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, set1(5.0000001201e-1f));
-  p = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), set1(1.0f));
-  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  V y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-  return _mm256_andnot_ps(_mm256_cmp_ps(d, set1(-87.33f), _CMP_LT_OQ), y);
+  V p = set1(1.3893421274e-3f);
+  p = _mm256_fmadd_ps(p, r, set1(8.3704162389e-3f));
+  p = _mm256_fmadd_ps(p, r, set1(4.1667092592e-2f));
+  p = _mm256_fmadd_ps(p, r, set1(1.6666504741e-1f));
+  p = _mm256_fmadd_ps(p, r, set1(4.9999997020e-1f));
+  p = _mm256_fmadd_ps(p, r, set1(1.0f));
+  p = _mm256_fmadd_ps(p, r, set1(1.0f));
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(t), 23)));
 }
 template <int DT>
 static inline V load(const void* p) {
@@ -175,6 +184,7 @@ static inline V min(V a, V b) { RK_LANES(a.l[i] < b.l[i] ? a.l[i] : b.l[i]); }
 static inline V inf_if_inf(V v, V t) { RK_LANES(t.l[i] == inf_f() ? inf_f() : v.l[i]); }
 static inline V blend_gt(V a, V b, V x, V y) { RK_LANES(a.l[i] > b.l[i] ? x.l[i] : y.l[i]); }
 static inline V zero_lt(V v, V d, float lo) { RK_LANES(d.l[i] < lo ? 0.0f : v.l[i]); }
+constexpr float kExpLo = kLpLo;
 static inline V exp(V d) { RK_LANES(expf_(d.l[i])); }
 #undef RK_LANES
 static inline bool any_gt(V a, V b) {
