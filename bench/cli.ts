@@ -40,6 +40,8 @@ import {
 const here = dirname(fileURLToPath(import.meta.url));
 /** Running from the TypeScript sources (the repository) rather than the compiled package. */
 const fromSource = import.meta.url.endsWith('.ts');
+/** Default DRAM-resident sizes move at least this many times the LLC (the DRAM copy roof is measured at the same working set; ≥ 4× counts as DRAM-resident). */
+export const DRAM_FACTOR = 8;
 const FAMILY_ORDER = ['logprobs', 'rewards', 'advantages', 'preference', 'ppo', 'prepack', 'sampling', 'linear'];
 
 export const USAGE = `rlhf-kernels bench: microbenchmarks of the rlhf-kernels ops against this machine's floor
@@ -50,7 +52,7 @@ selection (lists are comma-separated; flags may repeat):
   --op NAMES            ops to run; a base name selects every variant (vocabKl → vocabKl(reverse), vocabKl(forward))
   --family NAMES        op families (logprobs, rewards, advantages, preference, ppo, prepack, sampling, ...)
   --size SIZES          explicit sizes, e.g. 64x8192 or 4096x32000 (default: each op's cache- and DRAM-resident sizes)
-  --residency KINDS     which default sizes: cache, dram (default both; DRAM = at least 4x the last-level cache)
+  --residency KINDS     which default sizes: cache, dram (default both; the DRAM size moves ≥ 8x the last-level cache)
   --dtype DTYPES        f32, bf16, f16 (default: each op's default dtypes)
   --backend NAMES       cpu, js, cuda (default cpu,js; js is skipped after one call longer than --js-max-seconds)
   --threads COUNTS      CPU thread counts, e.g. 1,2 (default: the pool's size)
@@ -256,7 +258,7 @@ export function planCases(specs: OpSpec[], cfg: Pick<Config, 'sizes' | 'residenc
       let sizes: string[];
       if (cfg.sizes.length) sizes = cfg.sizes;
       else {
-        const d = spec.sizes(llcBytes, 4 * llcBytes);
+        const d = spec.sizes(llcBytes, DRAM_FACTOR * llcBytes);
         sizes = [...(cfg.residency.includes('cache') && d.cache ? [d.cache] : []), ...(cfg.residency.includes('dram') && d.dram ? [d.dram] : []), ...(d.other ?? [])];
       }
       for (const size of [...new Set(sizes)]) out.push({ spec, size, dtype, order: out.length });
@@ -474,7 +476,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     if (cfg.list) {
       const llc = cfg.llc ?? 32 * 2 ** 20;
       for (const s of specs) {
-        const d = s.sizes(llc, 4 * llc);
+        const d = s.sizes(llc, DRAM_FACTOR * llc);
         io.stdout.write(`${s.family}/${s.op}  dtypes ${(s.dtypes ?? ['f32']).join(',')}  sizes: ${[d.cache && `cache ${d.cache}`, d.dram && `dram ${d.dram}`, ...(d.other ?? [])].filter(Boolean).join(', ')}  (LLC ${fmtBytes(llc)})\n`);
       }
       return 0;

@@ -89,8 +89,10 @@ export function reportedLlc(): { bytes: number; source: string } | null {
 
 /**
  * The LLC as a copy sweep sees it (one thread): copy bandwidth at working sets of 2 MiB … 1 GiB;
- * the LLC is the largest working set still ≥ 1.5× the bandwidth of the largest one. On VMs the OS
- * often reports the whole socket's L3 while the cores of the VM share one slice of it.
+ * the LLC is the largest working set whose bandwidth is still above the geometric mean of the
+ * cache plateau (the best bandwidth at ≥ 4 MiB) and DRAM (the last two sizes), so the estimate
+ * does not move when a busy machine scales every bandwidth down. On VMs the OS often reports the
+ * whole socket's L3 while the cores of the VM share one slice of it.
  */
 export function measuredLlc(maxWorkingSet: number): number | null {
   if (!native) return null;
@@ -102,14 +104,22 @@ export function measuredLlc(maxWorkingSet: number): number | null {
       const reps = Math.max(3, Math.min(40, Math.round(2 ** 28 / b)));
       pts.push({ ws: 2 * b, bw: native.copyBandwidth(b, reps) });
     }
-    if (pts.length < 3) return null;
-    const dram = pts[pts.length - 1].bw;
-    let knee: number | null = null;
-    for (const p of pts) if (p.bw >= 1.5 * dram) knee = p.ws;
-    return knee;
+    return llcFromSweep(pts);
   } finally {
     rk.setThreads(threads);
   }
+}
+
+/** The knee of a bandwidth sweep (see measuredLlc); null when the sweep is too short or flat. */
+export function llcFromSweep(pts: { ws: number; bw: number }[]): number | null {
+  if (pts.length < 4) return null;
+  const plateau = Math.max(...pts.filter((p) => p.ws >= 4 * 2 ** 20).map((p) => p.bw));
+  const dram = Math.min(pts[pts.length - 1].bw, pts[pts.length - 2].bw);
+  if (!(plateau > 1.5 * dram)) return null; // no visible cache
+  const cut = Math.sqrt(plateau * dram);
+  let knee: number | null = null;
+  for (const p of pts) if (p.bw >= cut) knee = p.ws;
+  return knee;
 }
 
 /** LLC for the run: an explicit --llc, else the OS's figure checked against the sweep. */
@@ -167,7 +177,8 @@ export async function withCpu<T>(simd: Simd | null, threads: number | null, fn: 
 
 /** Copy-bandwidth and FMA roofs for the thread counts and SIMD levels a run uses. */
 export async function measureRoofs(llcBytes: number, threads: number[], simd: Simd[], quick: boolean): Promise<Roofs> {
-  const dramBuf = Math.max(2 * llcBytes, quick ? 64 * 2 ** 20 : 128 * 2 ** 20); // working set 2× this: ≥ 4× LLC
+  // DRAM roof at a working set of 8× the LLC (two buffers of 4×), the working set of the default DRAM sizes
+  const dramBuf = Math.max(4 * llcBytes, 32 * 2 ** 20);
   const cacheBuf = Math.max(64 * 1024, Math.floor(llcBytes / 8)); // working set LLC/4
   const roofs: Roofs = { copy: { cache: {}, dram: {}, cacheWorkingSet: 2 * cacheBuf, dramWorkingSet: 2 * dramBuf }, fma: {} };
   if (!native) return roofs;

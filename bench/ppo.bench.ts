@@ -5,7 +5,7 @@
  * bytes: logp, oldLogp, advantages (f32) and the u8 mask read once, the gradient written once (+
  * refLogp with the KL). FLOPs per token: the ratio e^{logp − old} (1 + exp), both clipped
  * surrogates, the dual clip, the selects, the sums and the gradient (16); the k3 KL adds an exp
- * and 6; valueLoss (12); p3o per pair: two ratios, two sigmoids, the gradients (4 exp + 20).
+ * and 6; valueLoss (12); p3o (joint) per pair: the log-ratio, A, one exp, the clip and the gradients (15 + exp).
  */
 import * as rk from '../ts/index.js';
 import { dims, itemSizes, lastOnly, paddedMask, randn, tokenSizes, TRANSCENDENTAL_FLOPS as TX, type OpCase, type OpSpec } from './harness.js';
@@ -76,7 +76,7 @@ export const ops: OpSpec[] = [
       const px = { logp1: v(5), logp2: v(6), oldLogp1: v(7), oldLogp2: v(8), rewards1: v(9), rewards2: v(10) };
       const pg = { gradLogp1: rk.zeros([P], 'f32'), gradLogp2: rk.zeros([P], 'f32') };
       return {
-        bytes: P * 32, flops: P * (20 + 4 * TX),
+        bytes: P * 32, flops: P * (15 + TX),
         out: on((backend) => rk.p3oLoss(px, { variant: 'joint', backend, out: pg })),
         alloc: on((backend) => rk.p3oLoss(px, { variant: 'joint', backend })),
       };

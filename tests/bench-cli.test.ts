@@ -444,3 +444,15 @@ it('SIMD levels the CLI names are the ones the addon forces', () => {
     rk.setSimd(was);
   }
 });
+
+it('finds the LLC at the knee of a copy-bandwidth sweep, also when every bandwidth is scaled down', async () => {
+  const { llcFromSweep } = await import('../bench/machine.js');
+  // measured here on a busy machine (AMD EPYC VM, a 32 MiB L3 slice; the OS reports 508 MiB):
+  // one-thread copy GB/s per working set (MiB), noisy at 128 MiB
+  const sweep = [[2, 96.4], [4, 94.2], [8, 96.7], [16, 80.8], [32, 52.5], [64, 29.4], [128, 38.6], [256, 20.9], [512, 17.9], [1024, 20.2]];
+  const pts = sweep.map(([mib, bw]) => ({ ws: mib * MiB, bw }));
+  expect(llcFromSweep(pts)).toBe(32 * MiB);
+  expect(llcFromSweep(pts.map((p) => ({ ws: p.ws, bw: p.bw * 0.4 })))).toBe(32 * MiB);
+  expect(llcFromSweep(pts.map((p) => ({ ws: p.ws, bw: 30 })))).toBeNull();
+  expect(llcFromSweep(pts.slice(0, 3))).toBeNull();
+});

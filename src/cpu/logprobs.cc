@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common.hpp"
+#include "masked_simd.hpp"
 
 namespace rk {
 namespace {
@@ -448,12 +449,10 @@ extern "C" void rk_cpu_sequence_logprobs(const rk_sequence_logprobs_args* a) {
   with_mask(a->mask_kind, a->mask, [&](auto mask) {
     parallel_rows(a->B, T, [&](size_t b0, size_t b1) {
       for (size_t b = b0; b < b1; ++b) {
-        double s = 0;
-        int32_t c = 0;
-        for (size_t t = 0; t < T; ++t) {
-          size_t i = b * T + t;
-          if (mask[i]) { s += a->logp[i]; ++c; }
-        }
+        // float64 sum and count of the counted tokens (vectorised: masked_simd.hpp)
+        const MaskedSum ms = masked_sum(a->logp, mask, b * T, (b + 1) * T);
+        double s = ms.sum;
+        const int32_t c = (int32_t)ms.count;
         if (a->average) s = c ? s / c : 0.0;
         a->sum[b] = (float)s;
         a->count[b] = c;
