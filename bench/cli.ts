@@ -25,6 +25,7 @@ import {
   floorOf,
   furthest,
   markdownTable,
+  summaryTable,
   parseReport,
   residencyOf,
   roofLines,
@@ -54,15 +55,15 @@ selection (lists are comma-separated; flags may repeat):
   --size SIZES          explicit sizes, e.g. 64x8192 or 4096x32000 (default: each op's cache- and DRAM-resident sizes)
   --residency KINDS     which default sizes: cache, dram (default both; the DRAM size moves ≥ 8x the last-level cache)
   --dtype DTYPES        f32, bf16, f16 (default: each op's default dtypes)
-  --backend NAMES       cpu, js, cuda (default cpu,js; js is skipped after one call longer than --js-max-seconds)
+  --backend NAMES       cpu, js, cuda (default cpu,js)
   --threads COUNTS      CPU thread counts, e.g. 1,2 (default: the pool's size)
   --simd LEVELS         avx512, avx2, baseline, or all (default all levels this CPU has), as RLHF_KERNELS_SIMD forces
   --outputs KINDS       out (preallocated out buffers), alloc (fresh outputs) (default both; alloc rows use the first --simd level)
   --peers               also the naive JS of each equation (js backend) and onnxruntime-node for log-softmax + gather, when installed
 measurement:
-  --time SECONDS        benchmark.js time per row (default 0.5, --quick 0.15)
+  --time SECONDS        benchmark.js time per row (default 0.3, --quick 0.15)
   --quick               shorter runs and smaller roof buffers
-  --js-max-seconds S    record a single js call when it takes longer than this (default 2)
+  --js-max-seconds S    record a single js call when it takes longer than this, skip js where one would take 3x this (default 1)
   --llc SIZE            last-level cache size (default: read from the OS, checked with a copy sweep), e.g. 32MiB
 output:
   --json                print the report (schema ${SCHEMA}) on stdout instead of the table
@@ -182,9 +183,9 @@ export function parseArgs(argv: string[]): Config {
     simd,
     outputs: vals.has('outputs') ? [...new Set(list('outputs').map((o) => oneOf('outputs', o, ['out', 'alloc'] as const)))] : ['out', 'alloc'],
     peers: seen.has('peers'),
-    time: vals.has('time') ? positive('time', single('time')!) : quick ? 0.15 : 0.5,
+    time: vals.has('time') ? positive('time', single('time')!) : quick ? 0.15 : 0.3,
     quick,
-    jsMaxSeconds: vals.has('js-max-seconds') ? positive('js-max-seconds', single('js-max-seconds')!) : quick ? 0.5 : 2,
+    jsMaxSeconds: vals.has('js-max-seconds') ? positive('js-max-seconds', single('js-max-seconds')!) : quick ? 0.5 : 1,
     json: seen.has('json'),
     name: single('name'),
     outDir: single('out'),
@@ -317,7 +318,7 @@ export class Progress {
   row(line: string) {
     this.done++;
     if (!this.enabled) return;
-    this.stream.write(this.tty ? `\r\x1b[K${line}\n` : `[${this.done}/${this.total}] ${line}\n`);
+    this.stream.write(this.tty ? `\r\x1b[K${line}\n` : `[${this.done}/${this.total} ${this.clock((Date.now() - this.t0) / 1000)}] ${line}\n`);
   }
   note(line: string) {
     if (this.enabled) this.stream.write(this.tty ? `\r\x1b[K${line}\n` : `${line}\n`);
@@ -430,7 +431,7 @@ async function runCase(
 }
 
 function readmeBlock(rep: Report, svgName: string): string {
-  const far = furthest(rep.rows.filter((r) => r.simd === rep.rows.find((x) => x.backend === 'cpu')?.simd), 6);
+  const far = furthest(rep.rows.filter((r) => r.simd === rep.rows.find((x) => x.backend === 'cpu')?.simd), 8);
   return [
     '<!-- bench:start -->',
     ...roofLines(rep).map((l) => `- ${l}`),
@@ -438,11 +439,13 @@ function readmeBlock(rep: Report, svgName: string): string {
     '',
     `![roofline](results/${svgName})`,
     '',
-    'Furthest from their floor (cpu, best SIMD level, `out` buffers):',
+    'Furthest from their floor (cpu, best SIMD level, `out` buffers; floors under 20 µs, where the per-call overhead is the time, left out):',
     '',
     ...far.map((r) => `- ${r.family}/${r.op} ${r.dtype} ${r.size} (${r.residency}): ${(100 * r.fractionOfFloor).toFixed(0)}% of a ${r.bound}-bound floor`),
     '',
-    markdownTable(rep.rows),
+    'Median time per call (fraction of the floor) per SIMD level; every row of the run, with quartiles, is in the JSON.',
+    '',
+    summaryTable(rep.rows),
     '<!-- bench:end -->',
   ].join('\n');
 }
@@ -477,7 +480,8 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       const llc = cfg.llc ?? 32 * 2 ** 20;
       for (const s of specs) {
         const d = s.sizes(llc, DRAM_FACTOR * llc);
-        io.stdout.write(`${s.family}/${s.op}  dtypes ${(s.dtypes ?? ['f32']).join(',')}  sizes: ${[d.cache && `cache ${d.cache}`, d.dram && `dram ${d.dram}`, ...(d.other ?? [])].filter(Boolean).join(', ')}  (LLC ${fmtBytes(llc)})\n`);
+        const sizes = [d.cache && `cache ${d.cache}`, d.dram && `dram ${d.dram}`, ...(d.other ?? []), ...(s.explicitSizes ?? []).map((x) => `${x} (only with --size)`)];
+        io.stdout.write(`${s.family}/${s.op}  dtypes ${(s.dtypes ?? ['f32']).join(',')}  sizes: ${sizes.filter(Boolean).join(', ')}  (LLC ${fmtBytes(llc)})\n`);
       }
       return 0;
     }

@@ -52,6 +52,8 @@ export interface OpSpec {
   defaultDtypes?: Dtype[];
   /** default sizes: a cache-resident one and one moving at least `dramBytes` (≥ 4× LLC) */
   sizes(llcBytes: number, dramBytes: number): { cache?: string; dram?: string; other?: string[] };
+  /** sizes measured only when --size names them (too slow for the default run); listed by --list */
+  explicitSizes?: string[];
   /** inputs and calls at one size; throws RangeError naming the size format when it cannot parse it */
   make(size: string, dtype: Dtype): OpCase;
 }
@@ -154,6 +156,11 @@ export function uniforms(n: number, seed: number): Float32Array {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
     a[i] = (s >>> 8) / 16777216;
   }
+  return a;
+}
+/** a[i] = f(a[i], i) in place (Float32Array.from with a map function is ~10x slower on big arrays). */
+export function mapInPlace(a: Float32Array, f: (x: number, i: number) => number): Float32Array {
+  for (let i = 0; i < a.length; i++) a[i] = f(a[i], i);
   return a;
 }
 export function ones(n: number): Uint8Array {
@@ -263,7 +270,7 @@ export async function measure(fn: Call, maxTime: number): Promise<Timing> {
     return summarize(ts);
   }
   // minTime: benchmark.js's default (≥ 50 ms per sample) unless --time asks for less
-  warmUp(fn, first);
+  if (first < 1e-3) warmUp(fn, first); // (above 1 ms per call the JIT's share is negligible)
   const b = new Benchmark('case', fn, { maxTime, minTime: Math.min(0.05, maxTime / 5), minSamples: 5, initCount: 1 });
   b.run({ async: false });
   if ((b as unknown as { error?: Error }).error) throw (b as unknown as { error: Error }).error;

@@ -8,7 +8,7 @@
  * and 6; valueLoss (12); p3o (joint) per pair: the log-ratio, A, one exp, the clip and the gradients (15 + exp).
  */
 import * as rk from '../ts/index.js';
-import { dims, itemSizes, lastOnly, paddedMask, randn, tokenSizes, TRANSCENDENTAL_FLOPS as TX, type OpCase, type OpSpec } from './harness.js';
+import { dims, mapInPlace, itemSizes, lastOnly, paddedMask, randn, tokenSizes, TRANSCENDENTAL_FLOPS as TX, type OpCase, type OpSpec } from './harness.js';
 
 const family = 'ppo';
 type B3 = 'js' | 'cpu' | 'cuda';
@@ -20,7 +20,7 @@ const tokens = lastOnly((size: string) => {
   const logp = rk.tensor(randn(n, 1, 0.5), [B, T]);
   return {
     B, T, n, logp,
-    oldLogp: rk.tensor(Float32Array.from(logp.data as Float32Array, (v, i) => v + 0.2 * Math.sin(i)), [B, T]),
+    oldLogp: rk.tensor(mapInPlace(Float32Array.from(logp.data as Float32Array), (v, i) => v + 0.2 * Math.sin(i)), [B, T]),
     advantages: rk.tensor(randn(n, 3), [B, T]),
     refLogp: rk.tensor(randn(n, 4, 0.5), [B, T]),
     mask: rk.tensor(paddedMask(B, T), [B, T]),

@@ -156,6 +156,42 @@ export function markdownTable(rows: Row[]): string {
   return lines.join('\n');
 }
 
+/**
+ * One line per op, dtype and size: the cpu backend at the run's largest thread count, `out`
+ * buffers, with one "median (fraction of floor)" column per SIMD level, then the allocating
+ * call, the js reference and the speed-up over it (bench/README.md's table).
+ */
+export function summaryTable(rows: Row[]): string {
+  const cpu = rows.filter((r) => r.backend === 'cpu');
+  const threads = cpu.length ? Math.max(...cpu.map((r) => r.threads)) : 1;
+  const order: Simd[] = ['avx512', 'avx2', 'baseline'];
+  const levels = order.filter((s) => cpu.some((r) => r.simd === s));
+  const groups = new Map<string, Row[]>();
+  for (const r of rows) {
+    const k = `${r.family}/${r.op}|${r.dtype}|${r.size}`;
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k)!.push(r);
+  }
+  const cell = (r?: Row) => (r ? `${fmtTime(r.medianSeconds)} (${(100 * r.fractionOfFloor).toFixed(0)}%)` : '–');
+  const lines = [
+    `| op | dtype | size | resident | MB | MFLOP | floor | ${levels.map((l) => `${l} ${threads}t`).join(' | ')} | bound | alloc | js | × js |`,
+    `|---|---|---|---|--:|--:|--:|${levels.map(() => '--:|').join('')}---|--:|--:|--:|`,
+  ];
+  for (const g of groups.values()) {
+    const at = (simd: Simd, outputs: Outputs) => g.find((r) => r.backend === 'cpu' && r.simd === simd && r.threads === threads && r.outputs === outputs);
+    const best = levels.map((l) => at(l, 'out')).find(Boolean);
+    const alloc = levels.map((l) => at(l, 'alloc')).find(Boolean);
+    const js = g.find((r) => r.backend === 'js');
+    const r0 = best ?? g[0];
+    lines.push(
+      `| ${r0.family}/${r0.op} | ${r0.dtype} | ${r0.size} | ${r0.residency} | ${fmtNum(r0.bytes / 1e6)} | ${fmtNum(r0.flops / 1e6)} | ${best ? fmtTime(best.floorSeconds) : '–'} | ` +
+        `${levels.map((l) => cell(at(l, 'out'))).join(' | ')} | ${best?.bound ?? '–'} | ${alloc ? fmtTime(alloc.medianSeconds) : '–'} | ` +
+        `${js ? fmtTime(js.medianSeconds) : '–'} | ${best?.speedupOverJs ? fmtNum(best.speedupOverJs) : '–'} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
 /** One progress/console line per row. */
 export function rowLine(r: Row): string {
   return `${r.family}/${r.op} ${r.dtype} ${r.size} (${r.residency}, ${r.outputs}) ${backendLabel(r)}: ${fmtTime(r.medianSeconds)} ±${fmtNum(spreadPct(r))}%, ` +
@@ -177,9 +213,15 @@ export function roofLines(rep: Pick<Report, 'machine' | 'roofs'>): string[] {
   ];
 }
 
-/** The rows furthest from their floor (cpu backend), lowest fraction first. */
-export function furthest(rows: Row[], n: number): Row[] {
-  return rows.filter((r) => r.backend === 'cpu' && r.outputs === 'out').sort((a, b) => a.fractionOfFloor - b.fractionOfFloor).slice(0, n);
+/**
+ * The rows furthest from their floor (cpu backend, `out` buffers), lowest fraction first. Rows
+ * whose floor is under `minFloor` seconds are left out: their time is the per-call overhead.
+ */
+export function furthest(rows: Row[], n: number, minFloor = 20e-6): Row[] {
+  return rows
+    .filter((r) => r.backend === 'cpu' && r.outputs === 'out' && r.floorSeconds >= minFloor)
+    .sort((a, b) => a.fractionOfFloor - b.fractionOfFloor)
+    .slice(0, n);
 }
 
 // ----- compare ----------------------------------------------------------------------------

@@ -12,6 +12,7 @@
 import * as rk from '../ts/index.js';
 import {
   dims,
+  mapInPlace,
   dtypeBytes,
   logitsOf,
   randn,
@@ -114,7 +115,7 @@ export const ops: OpSpec[] = [
     },
     make(size): OpCase {
       const [B, K] = dims(size, 2, 'BxK, e.g. 4096x20');
-      const P = rk.tensor(Float32Array.from(uniforms(B * K, 8), (x) => 0.7 + 0.3 * x), [B, K]);
+      const P = rk.tensor(mapInPlace(uniforms(B * K, 8), (x) => 0.7 + 0.3 * x), [B, K]);
       const len = { length: rk.zeros([B], 'i32') };
       return {
         bytes: B * K * 4 + B * 4, flops: B * K * 2,

@@ -13,7 +13,7 @@ import { baseName, loadSpecs, main, parseArgs, planCases, planConfigs, Progress,
 import { dims, specsFromCases, summarize, tokenSizes, vocabSizes, type OpCase } from '../bench/harness.js';
 import { parseBytes, type LlcInfo, type Roofs, type Simd } from '../bench/machine.js';
 import { loadOrt, logSoftmaxGatherModel, peerLogSoftmaxGather, setOrtLoader, type OrtLike } from '../bench/peers.js';
-import { compareReports, floorOf, panelPoints, residencyOf, rooflineSvg, rowKey, SCHEMA, validateReport, type Report, type Row } from '../bench/report.js';
+import { compareReports, floorOf, markdownTable, panelPoints, residencyOf, rooflineSvg, rowKey, SCHEMA, summaryTable, validateReport, type Report, type Row } from '../bench/report.js';
 
 const MiB = 2 ** 20;
 const tmp = mkdtempSync(join(tmpdir(), 'rk-bench-'));
@@ -104,10 +104,10 @@ describe('bench CLI: arguments', () => {
     expect(c.backends).toEqual(['cpu', 'js']);
     expect(c.simd).toBeNull();
     expect(c.threads).toBeNull();
-    expect(c.time).toBe(0.5);
+    expect(c.time).toBe(0.3);
     expect(c.maxRegression).toBe(1.25);
     expect(parseArgs(['--quick']).isDefault).toBe(true);
-    expect(parseArgs(['--quick']).time).toBeLessThan(0.5);
+    expect(parseArgs(['--quick']).time).toBeLessThan(0.3);
     expect(parseArgs(['--no-readme']).readme).toBe(false);
   });
   it('--peers adds the js reference and onnxruntime; --one-thread adds 1 thread', () => {
@@ -166,7 +166,7 @@ describe('bench CLI: families and plan', () => {
     const llc = 32 * MiB;
     for (const s of specs) {
       const d = s.sizes(llc, 4 * llc);
-      expect(d.cache || d.dram || d.other?.length, `${s.op} has sizes`).toBeTruthy();
+      expect(d.cache || d.dram || d.other?.length || s.explicitSizes?.length, `${s.op} has sizes`).toBeTruthy();
       if (!d.cache) continue;
       const c = s.make(d.cache, (s.dtypes ?? ['f32'])[0]);
       expect(residencyOf(c.bytes, llc), `${s.family}/${s.op} ${d.cache}`).toBe('cache');
@@ -319,6 +319,25 @@ describe('bench CLI: floor, report and schema', () => {
   });
 });
 
+describe('bench CLI: tables', () => {
+  it('the full table has a line per row; the summary one per op, dtype and size with a column per SIMD level', () => {
+    const rows = [
+      fakeRow({ op: 'a', simd: 'avx512', medianSeconds: 0.001, fractionOfFloor: 0.9 }),
+      fakeRow({ op: 'a', simd: 'avx2', medianSeconds: 0.002, fractionOfFloor: 0.45 }),
+      fakeRow({ op: 'a', simd: 'avx512', outputs: 'alloc', medianSeconds: 0.005 }),
+      fakeRow({ op: 'a', simd: 'avx512', threads: 1, medianSeconds: 0.0015 }),
+      fakeRow({ op: 'a', backend: 'js', simd: null, threads: 1, medianSeconds: 0.1 }),
+      fakeRow({ op: 'b', simd: 'avx2', size: '1x64' }),
+    ];
+    expect(markdownTable(rows).split('\n')).toHaveLength(2 + rows.length);
+    const t = summaryTable(rows).split('\n');
+    expect(t[0]).toMatch(/\| avx512 2t \| avx2 2t \|/);
+    expect(t).toHaveLength(4);
+    expect(t[2]).toMatch(/^\| fam\/a \| f32 \| 64x8192 \| dram \|.*\| 1\.00 ms \(90%\) \| 2\.00 ms \(45%\) \| memory \| 5\.00 ms \| 100\.00 ms \|/);
+    expect(t[3]).toMatch(/^\| fam\/b \| f32 \| 1x64 \|.*\| – \| 10\.00 ms \(40%\) \|/);
+  });
+});
+
 describe('bench CLI: --compare', () => {
   const base = [fakeRow({ op: 'a', medianSeconds: 0.01 }), fakeRow({ op: 'b', medianSeconds: 0.02 }), fakeRow({ op: 'gone' })];
   const next = [fakeRow({ op: 'a', medianSeconds: 0.012 }), fakeRow({ op: 'b', medianSeconds: 0.01 }), fakeRow({ op: 'new' })];
@@ -381,7 +400,7 @@ describe('bench CLI: progress and peers', () => {
     const q = new Progress(2, { write: (s: string) => (plain += s) }, true);
     q.bar('x');
     q.row('row one');
-    expect(plain).toBe('[1/2] row one\n');
+    expect(plain).toBe('[1/2 0:00] row one\n');
   });
 
   it('encodes the log-softmax + gather ONNX graph and runs it through the onnxruntime API (mock)', async () => {
