@@ -89,9 +89,9 @@ export function reportedLlc(): { bytes: number; source: string } | null {
 
 /**
  * The LLC as a copy sweep sees it (one thread): copy bandwidth at working sets of 2 MiB … 1 GiB;
- * the LLC is the largest working set whose bandwidth is still above the geometric mean of the
- * cache plateau (the best bandwidth at ≥ 4 MiB) and DRAM (the last two sizes), so the estimate
- * does not move when a busy machine scales every bandwidth down. On VMs the OS often reports the
+ * the LLC is the last working set before the bandwidth first falls below a quarter of the way from
+ * DRAM (the last two sizes) to the cache plateau (the best at ≥ 4 MiB), so the estimate does not
+ * move when a busy machine scales every bandwidth down. On VMs the OS often reports the
  * whole socket's L3 while the cores of the VM share one slice of it.
  */
 export function measuredLlc(maxWorkingSet: number): number | null {
@@ -100,10 +100,13 @@ export function measuredLlc(maxWorkingSet: number): number | null {
   rk.setThreads(1);
   try {
     const pts: { ws: number; bw: number }[] = [];
-    for (let b = 1 << 20; 2 * b <= maxWorkingSet; b *= 2) {
-      const reps = Math.max(3, Math.min(40, Math.round(2 ** 28 / b)));
-      pts.push({ ws: 2 * b, bw: native.copyBandwidth(b, reps) });
-    }
+    for (let b = 1 << 20; 2 * b <= maxWorkingSet; b *= 2) pts.push({ ws: 2 * b, bw: 0 });
+    // two passes, the best of each point: a busy machine slows single points, not whole passes
+    for (let pass = 0; pass < 2; pass++)
+      for (const p of pts) {
+        const b = p.ws / 2;
+        p.bw = Math.max(p.bw, native.copyBandwidth(b, Math.max(3, Math.min(40, Math.round(2 ** 28 / b)))));
+      }
     return llcFromSweep(pts);
   } finally {
     rk.setThreads(threads);
@@ -116,9 +119,15 @@ export function llcFromSweep(pts: { ws: number; bw: number }[]): number | null {
   const plateau = Math.max(...pts.filter((p) => p.ws >= 4 * 2 ** 20).map((p) => p.bw));
   const dram = Math.min(pts[pts.length - 1].bw, pts[pts.length - 2].bw);
   if (!(plateau > 1.5 * dram)) return null; // no visible cache
-  const cut = Math.sqrt(plateau * dram);
+  // a quarter of the way from DRAM to the plateau: the LLC-sized working set is still well above
+  // it, twice the LLC is below; the knee is the last size before the first one below the cut (an
+  // outlier further out does not move it)
+  const cut = dram + 0.25 * (plateau - dram);
   let knee: number | null = null;
-  for (const p of pts) if (p.bw >= cut) knee = p.ws;
+  for (const p of pts) {
+    if (p.bw < cut) break;
+    knee = p.ws;
+  }
   return knee;
 }
 
