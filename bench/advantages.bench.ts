@@ -8,11 +8,9 @@
  * ensemble mean/min (1 per score), uwo (4 per score), win rate (2 per preference).
  */
 import * as rk from '../ts/index.js';
-import { dims, groupSizes, lastOnly, paddedMask, randn, tokenSizes, type OpCase, type OpSpec } from './harness.js';
+import { dims, on, groupSizes, lastOnly, paddedMask, randn, tokenSizes, type OpCase, type OpSpec } from './harness.js';
 
 const family = 'advantages';
-type B3 = 'js' | 'cpu' | 'cuda';
-const on = (f: (backend: B3) => unknown) => ({ js: () => f('js'), cpu: () => f('cpu'), cuda: () => f('cuda') });
 
 const tokens = lastOnly((size: string) => {
   const [B, T] = dims(size, 2, 'BxT, e.g. 64x8192');

@@ -22,6 +22,16 @@ export type BackendName = 'cpu' | 'js' | 'cuda' | 'ort';
 export type Call = () => unknown;
 export type CallSet = Partial<Record<'cpu' | 'js' | 'cuda', Call>>;
 
+/**
+ * The calls of one op on each backend of the package: `on((backend) => rk.op(x, { backend, out }))`.
+ * js = false leaves the js reference out (where one call would take seconds).
+ */
+export function on(f: (backend: 'js' | 'cpu' | 'cuda') => unknown, js = true): CallSet {
+  const c: CallSet = { cpu: () => f('cpu'), cuda: () => f('cuda') };
+  if (js) c.js = () => f('js');
+  return c;
+}
+
 /** FLOPs counted for one exp, log or log1p: the ~8 FMAs of a vectorised polynomial evaluation. */
 export const TRANSCENDENTAL_FLOPS = 16;
 

@@ -14,6 +14,7 @@ import * as rk from '../ts/index.js';
 import { peerLogSoftmaxGather } from './peers.js';
 import {
   dims,
+  on,
   dtypeBytes,
   lastOnly,
   logitsOf,
@@ -29,8 +30,6 @@ import {
 
 const family = 'logprobs';
 const LSE = 4 + TX; // max, fmsub (2), exp, add
-type B3 = 'js' | 'cpu' | 'cuda';
-const on = (f: (backend: B3) => unknown, js = true) => (js ? { js: () => f('js'), cpu: () => f('cpu'), cuda: () => f('cuda') } : { cpu: () => f('cpu'), cuda: () => f('cuda') });
 
 /** Inputs of one [N,V] size and dtype (kept until the next size or dtype). */
 const lpInputs = lastOnly((key: string) => {

@@ -8,11 +8,9 @@
  * and 6; valueLoss (12); p3o (joint) per pair: the log-ratio, A, one exp, the clip and the gradients (15 + exp).
  */
 import * as rk from '../ts/index.js';
-import { dims, mapInPlace, itemSizes, lastOnly, paddedMask, randn, tokenSizes, TRANSCENDENTAL_FLOPS as TX, type OpCase, type OpSpec } from './harness.js';
+import { dims, on, mapInPlace, itemSizes, lastOnly, paddedMask, randn, tokenSizes, TRANSCENDENTAL_FLOPS as TX, type OpCase, type OpSpec } from './harness.js';
 
 const family = 'ppo';
-type B3 = 'js' | 'cpu' | 'cuda';
-const on = (f: (backend: B3) => unknown) => ({ js: () => f('js'), cpu: () => f('cpu'), cuda: () => f('cuda') });
 
 const tokens = lastOnly((size: string) => {
   const [B, T] = dims(size, 2, 'BxT, e.g. 64x8192');

@@ -12,6 +12,7 @@
 import * as rk from '../ts/index.js';
 import {
   dims,
+  on,
   mapInPlace,
   dtypeBytes,
   itemSizes,
@@ -25,8 +26,6 @@ import {
 } from './harness.js';
 
 const family = 'preference';
-type B3 = 'js' | 'cpu' | 'cuda';
-const on = (f: (backend: B3) => unknown, js = true) => (js ? { js: () => f('js'), cpu: () => f('cpu'), cuda: () => f('cuda') } : { cpu: () => f('cpu'), cuda: () => f('cuda') });
 
 const pairs = lastOnly((size: string) => {
   const [B] = dims(size, 1, 'B, the number of pairs, e.g. 65536');

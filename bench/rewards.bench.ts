@@ -8,11 +8,9 @@
  * d, ×β, select (3).
  */
 import * as rk from '../ts/index.js';
-import { dims, lastOnly, paddedMask, randn, tokenSizes, TRANSCENDENTAL_FLOPS as TX, type OpCase, type OpSpec } from './harness.js';
+import { dims, on, lastOnly, paddedMask, randn, tokenSizes, TRANSCENDENTAL_FLOPS as TX, type OpCase, type OpSpec } from './harness.js';
 
 const family = 'rewards';
-type B3 = 'js' | 'cpu' | 'cuda';
-const on = (f: (backend: B3) => unknown) => ({ js: () => f('js'), cpu: () => f('cpu'), cuda: () => f('cuda') });
 
 const inputs = lastOnly((size: string) => {
   const [B, T] = dims(size, 2, 'BxT, e.g. 64x8192');

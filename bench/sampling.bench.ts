@@ -12,6 +12,7 @@
 import * as rk from '../ts/index.js';
 import {
   dims,
+  on,
   mapInPlace,
   dtypeBytes,
   logitsOf,
@@ -25,8 +26,6 @@ import {
 } from './harness.js';
 
 const family = 'sampling';
-type B3 = 'js' | 'cpu' | 'cuda';
-const on = (f: (backend: B3) => unknown) => ({ js: () => f('js'), cpu: () => f('cpu'), cuda: () => f('cuda') });
 
 /** rows softmax-like distributions over V (f32). */
 function dists(rows: number, V: number, seed: number, temp: number): Float32Array {
