@@ -214,13 +214,16 @@ export function roofLines(rep: Pick<Report, 'machine' | 'roofs'>): string[] {
 }
 
 /**
- * The rows furthest from their floor (cpu backend, `out` buffers), lowest fraction first. Rows
- * whose floor is under `minFloor` seconds are left out: their time is the per-call overhead.
+ * The rows furthest from their floor (cpu backend, `out` buffers), lowest fraction first, each op
+ * and dtype once. Rows whose floor is under `minFloor` seconds are left out: their time is the
+ * per-call overhead.
  */
 export function furthest(rows: Row[], n: number, minFloor = 20e-6): Row[] {
+  const seen = new Set<string>();
   return rows
     .filter((r) => r.backend === 'cpu' && r.outputs === 'out' && r.floorSeconds >= minFloor)
     .sort((a, b) => a.fractionOfFloor - b.fractionOfFloor)
+    .filter((r) => !seen.has(`${r.family}/${r.op}|${r.dtype}`) && !!seen.add(`${r.family}/${r.op}|${r.dtype}`)) // each op once, at its worst size
     .slice(0, n);
 }
 

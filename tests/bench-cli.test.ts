@@ -95,6 +95,8 @@ describe('bench CLI: arguments', () => {
     expect(c.simd).toEqual(['avx512', 'avx2', 'baseline']);
     expect(c.dtypes).toEqual(['bf16']);
     expect(c.outputs).toEqual(['alloc']);
+    expect(c.outputsExplicit).toBe(true);
+    expect(parseArgs([]).outputsExplicit).toBe(false);
     expect(parseArgs(['--simd', 'all']).simd).toEqual(['avx512', 'avx2', 'baseline']);
     expect(parseArgs(['--simd', 'avx2,avx2']).simd).toEqual(['avx2']);
   });
@@ -274,6 +276,16 @@ describe('bench CLI: floor, report and schema', () => {
     expect(rows.find((r) => r.op === 'gae')!.bytes).toBe(4 * 256 * 17 + 4 * 4);
     expect(report.config).toMatchObject({ simd: ['avx2', 'baseline'], threads: [1, 2] });
   });
+  it('measures fresh outputs at DRAM-resident sizes only when --outputs asks', async () => {
+    const base = ['--op', 'gae', '--size', '4x256', '--backend', 'cpu', '--threads', '1', '--simd', 'avx2', '--time', '0.005', '--out', tmp, '--json', '--no-progress', '--llc', '4KiB'];
+    const a = capture();
+    expect(await main(base, a.io)).toBe(0);
+    const rowsA = (JSON.parse(a.out()) as Report).rows;
+    expect(rowsA.map((r) => `${r.residency}:${r.outputs}`)).toEqual(['dram:out']);
+    const b = capture();
+    expect(await main([...base, '--outputs', 'out,alloc'], b.io)).toBe(0);
+    expect((JSON.parse(b.out()) as Report).rows.map((r) => `${r.residency}:${r.outputs}`)).toEqual(['dram:out', 'dram:alloc']);
+  });
   it('rejects reports that do not follow the schema', () => {
     expect(validateReport(null)).toEqual(['report: not an object']);
     const bad = JSON.parse(JSON.stringify(report));
@@ -336,6 +348,18 @@ describe('bench CLI: tables', () => {
     expect(t[2]).toMatch(/^\| fam\/a \| f32 \| 64x8192 \| dram \|.*\| 1\.00 ms \(90%\) \| 2\.00 ms \(45%\) \| memory \| 5\.00 ms \| 100\.00 ms \|/);
     expect(t[3]).toMatch(/^\| fam\/b \| f32 \| 1x64 \|.*\| – \| 10\.00 ms \(40%\) \|/);
   });
+});
+
+it('lists the ops furthest from their floor once each, leaving per-call-overhead rows out', async () => {
+  const { furthest } = await import('../bench/report.js');
+  const rows = [
+    fakeRow({ op: 'a', size: '1x1', fractionOfFloor: 0.1 }),
+    fakeRow({ op: 'a', size: '2x2', fractionOfFloor: 0.05 }),
+    fakeRow({ op: 'b', fractionOfFloor: 0.2 }),
+    fakeRow({ op: 'tiny', fractionOfFloor: 0.01, floorSeconds: 1e-6 }),
+    fakeRow({ op: 'c', fractionOfFloor: 0.01, outputs: 'alloc' }),
+  ];
+  expect(furthest(rows, 5).map((r) => `${r.op} ${r.size}`)).toEqual(['a 2x2', 'b 64x8192']);
 });
 
 describe('bench CLI: --compare', () => {
