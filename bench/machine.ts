@@ -89,9 +89,9 @@ export function reportedLlc(): { bytes: number; source: string } | null {
 
 /**
  * The LLC as a copy sweep sees it (one thread): copy bandwidth at working sets of 2 MiB … 1 GiB;
- * the LLC is the last working set before the bandwidth first falls below a quarter of the way from
- * DRAM (the last two sizes) to the cache plateau (the best at ≥ 4 MiB), so the estimate does not
- * move when a busy machine scales every bandwidth down. On VMs the OS often reports the
+ * the LLC is the last working set before the bandwidth first falls below half the cache plateau
+ * (the best at ≥ 4 MiB), so the estimate does not move when a busy machine scales every bandwidth
+ * down; a sweep whose plateau is not 1.5× DRAM (the last two sizes) shows no cache. On VMs the OS often reports the
  * whole socket's L3 while the cores of the VM share one slice of it.
  */
 export function measuredLlc(maxWorkingSet: number): number | null {
@@ -119,10 +119,11 @@ export function llcFromSweep(pts: { ws: number; bw: number }[]): number | null {
   const plateau = Math.max(...pts.filter((p) => p.ws >= 4 * 2 ** 20).map((p) => p.bw));
   const dram = Math.min(pts[pts.length - 1].bw, pts[pts.length - 2].bw);
   if (!(plateau > 1.5 * dram)) return null; // no visible cache
-  // a quarter of the way from DRAM to the plateau: the LLC-sized working set is still well above
-  // it, twice the LLC is below; the knee is the last size before the first one below the cut (an
-  // outlier further out does not move it)
-  const cut = dram + 0.25 * (plateau - dram);
+  // half the cache plateau: other tenants' memory traffic lowers the DRAM end, not the plateau,
+  // and where the LLC-sized working set sits right at the cut the estimate errs low (a smaller
+  // cache-resident size, a DRAM size still ≥ 4× the real LLC). The knee is the last size before
+  // the first one below the cut (an outlier further out does not move it).
+  const cut = plateau / 2;
   let knee: number | null = null;
   for (const p of pts) {
     if (p.bw < cut) break;

@@ -496,6 +496,8 @@ it('finds the LLC at the knee of a copy-bandwidth sweep, also when every bandwid
   const pts = sweep.map(([mib, bw]) => ({ ws: mib * MiB, bw }));
   expect(llcFromSweep(pts)).toBe(32 * MiB);
   expect(llcFromSweep(pts.map((p) => ({ ws: p.ws, bw: p.bw * 0.4 })))).toBe(32 * MiB);
+  // other tenants' memory traffic: the DRAM end falls, the cache plateau does not
+  expect(llcFromSweep(pts.map((p) => ({ ws: p.ws, bw: p.ws >= 64 * MiB ? p.bw * 0.5 : p.bw })))).toBe(32 * MiB);
   expect(llcFromSweep(pts.map((p) => ({ ws: p.ws, bw: 30 })))).toBeNull();
   expect(llcFromSweep(pts.slice(0, 3))).toBeNull();
 });

@@ -366,10 +366,39 @@ extern "C" void rk_cpu_logprobs_backward(const rk_logprobs_backward_args* a) {
   const KernelTable& K = table();
   const size_t N = a->N, V = a->V;
   const float inv_t = 1.0f / a->temperature;
-  // lse (and the entropy, when its gradient is asked for) from a forward pass unless given.
+  // The gradient of row r over [v0, v1) given its lse (and entropy H).
+  auto grad = [&](size_t r, size_t v0, size_t v1, float lse_r, float h_r) {
+    float* g = a->grad_logits + r * V;
+    int32_t y = a->labels[r];
+    if (y == a->ignore_index || !label_ok(y, V)) {
+      float v = y == a->ignore_index ? 0.0f : nan_f();
+      for (size_t j = v0; j < v1; ++j) g[j] = v;
+      return;
+    }
+    const float gl = a->grad_logp[r];
+    K.grad(a->logits, a->dtype, r * V + v0, v1 - v0, g + v0, inv_t, lse_r, gl, a->grad_entropy ? a->grad_entropy + r : nullptr, h_r);
+    if ((size_t)y >= v0 && (size_t)y < v1) g[y] += gl * inv_t;
+  };
+  const bool forward = !a->lse || a->grad_entropy;  // lse (and H) recomputed here
+  const Plan pl = plan(N, V);
+  if (forward && pl.P == 1) {
+    // Whole rows: each row's statistics, then its gradient while the row is still in L2, so the
+    // logits are read from memory once (the same values as the two passes below).
+    parallel_for(N, pl.grain, [&](size_t b, size_t e) {
+      for (size_t r = b; r < e; ++r) {
+        const int32_t y = a->labels[r];
+        if (y == a->ignore_index || !label_ok(y, V)) { grad(r, 0, V, 0.0f, 0.0f); continue; }
+        LseStats st = K.lse(a->logits, a->dtype, r * V, V, inv_t, a->grad_entropy != nullptr);
+        LpOut o = lse_finish(st, logit_at(a->logits, a->dtype, r * V + (size_t)y) * inv_t);
+        grad(r, 0, V, o.lse, a->grad_entropy ? o.entropy : 0.0f);
+      }
+    });
+    return;
+  }
+  // Rows split within (few long rows), or lse given: the statistics of every row first.
   std::vector<float> lse_v, h_v;
   const float* lse = a->lse;
-  if (!lse || a->grad_entropy) {
+  if (forward) {
     std::vector<float> lp(N);
     lse_v.resize(N);
     if (a->grad_entropy) h_v.resize(N);
@@ -387,19 +416,7 @@ extern "C" void rk_cpu_logprobs_backward(const rk_logprobs_backward_args* a) {
     rk_cpu_logprobs(&f);
     lse = lse_v.data();
   }
-  row_pieces(N, V, [&](size_t r, size_t v0, size_t v1) {
-    float* g = a->grad_logits + r * V;
-    int32_t y = a->labels[r];
-    if (y == a->ignore_index || !label_ok(y, V)) {
-      float v = y == a->ignore_index ? 0.0f : nan_f();
-      for (size_t j = v0; j < v1; ++j) g[j] = v;
-      return;
-    }
-    const float gl = a->grad_logp[r];
-    K.grad(a->logits, a->dtype, r * V + v0, v1 - v0, g + v0, inv_t, lse[r], gl, a->grad_entropy ? a->grad_entropy + r : nullptr,
-           a->grad_entropy ? h_v[r] : 0.0f);
-    if ((size_t)y >= v0 && (size_t)y < v1) g[y] += gl * inv_t;
-  });
+  row_pieces(N, V, [&](size_t r, size_t v0, size_t v1) { grad(r, v0, v1, lse[r], a->grad_entropy ? h_v[r] : 0.0f); });
 }
 
 extern "C" void rk_cpu_vocab_kl(const rk_vocab_kl_args* a) {
@@ -421,16 +438,39 @@ extern "C" void rk_cpu_vocab_kl_backward(const rk_vocab_kl_backward_args* a) {
   const size_t N = a->N, V = a->V;
   const float inv_t = 1.0f / a->temperature;
   const bool rev = a->direction != RK_KL_FORWARD;
+  // lse4 = {m_p, log s_p, m_q, log s_q} and the KL of one row's statistics
+  auto finish = [](const KlStats& st, float* lse4, float* kl) {
+    *kl = kl_finish(st).kl;
+    lse4[0] = st.ma;
+    lse4[1] = logf_(st.sa);
+    lse4[2] = st.mb;
+    lse4[3] = logf_(st.sb);
+  };
+  auto skip = [&](size_t r) { return a->labels && a->labels[r] == a->ignore_index; };
+  const Plan pl = plan(N, V);
+  if (pl.P == 1) {
+    // Whole rows: each row's statistics, then its gradient while both rows are still in L2, so
+    // the logits are read from memory once (the same values as the two passes below).
+    parallel_for(N, pl.grain, [&](size_t b, size_t e) {
+      for (size_t r = b; r < e; ++r) {
+        float* g = a->grad_logits + r * V;
+        if (skip(r)) {
+          memset(g, 0, V * sizeof(float));
+          continue;
+        }
+        float lse4[4], kl;
+        finish(K.kl(a->logits, a->ref_logits, a->dtype, r * V, V, inv_t), lse4, &kl);
+        K.kl_grad(a->logits, a->ref_logits, a->dtype, rev, r * V, V, g, inv_t, lse4, kl, a->grad_kl[r] * inv_t);
+      }
+    });
+    return;
+  }
+  // Rows split within (few long rows): the statistics of every row first, then the gradient.
   std::vector<float> lse4(4 * N), kl(N);
   std::vector<unsigned char> on(N);
   kl_rows(K, a->logits, a->ref_logits, a->dtype, a->labels, a->ignore_index, N, V, inv_t, [&](size_t r, const KlStats* st) {
     on[r] = st != nullptr;
-    if (!st) return;
-    kl[r] = kl_finish(*st).kl;
-    lse4[4 * r] = st->ma;
-    lse4[4 * r + 1] = logf_(st->sa);
-    lse4[4 * r + 2] = st->mb;
-    lse4[4 * r + 3] = logf_(st->sb);
+    if (st) finish(*st, &lse4[4 * r], &kl[r]);
   });
   row_pieces(N, V, [&](size_t r, size_t v0, size_t v1) {
     float* g = a->grad_logits + r * V;
