@@ -17,7 +17,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as rk from '../ts/index.js';
-import { machine, randn } from './harness.js';
+import { cpus } from 'node:os';
+import { randn } from './harness.js';
+
+/** The machine line of the report. */
+function machine() {
+  const b = rk.backends();
+  return { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, threads: b.threads, simd: b.simd };
+}
 
 const here = dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');

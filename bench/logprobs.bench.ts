@@ -1,138 +1,177 @@
 /**
- * Benchmarks of the token log-prob family (SPEC §1), at the issue's sizes:
- * - forward at N=4096, V=32000 (f32, f16, bf16; ± entropy): target ≥ 60% of copy bandwidth, ≥ 15× js;
- * - backward with lse given, and forward+backward (target: forward ≤ 0.55× of forward+backward);
- * - few long rows (N=4, V=152064: V split within rows), many short rows (N=65536, V=128);
- * - vocabKl and vocabKlBackward at N=2048, V=32000; sequenceLogprobs at 64×8192.
- * `bytes` is the minimum traffic: the logits read once (twice for vocabKl: two tensors), the
- * gradient written once, plus labels and [N] outputs.
+ * Benchmarks of the token log-prob family (SPEC §1): logprobs (f32/bf16/f16, ± entropy),
+ * logprobsBackward, vocabKl, vocabKlBackward and sequenceLogprobs, at a cache-resident and a
+ * DRAM-resident size (V = 32000; the DRAM size is at least the issue's 4096×32000, or 2048×32000
+ * for the two-tensor vocabKl), plus few long rows (V split within rows) and many short rows.
+ *
+ * bytes: the logits read once (both tensors for vocabKl), the gradient written once, labels and
+ * the [N] outputs. FLOPs per logit: the online log-sum-exp is a max, a fused scale-and-subtract,
+ * an exp and an add (20, with exp = TRANSCENDENTAL_FLOPS); the entropy adds an FMA (22); the
+ * gradient is a subtract, an exp and a multiply (19); vocabKl is two log-sum-exps plus
+ * Σ p·(a − b) (43); its backward adds p, q and the product (25 more).
  */
 import * as rk from '../ts/index.js';
-import { paddedMask, randn, type BenchCase, type BenchOptions } from './harness.js';
+import { peerLogSoftmaxGather } from './peers.js';
+import {
+  dims,
+  on,
+  dtypeBytes,
+  lastOnly,
+  logitsOf,
+  paddedMask,
+  randn,
+  tokenSizes,
+  TRANSCENDENTAL_FLOPS as TX,
+  vocabSizes,
+  type Dtype,
+  type OpCase,
+  type OpSpec,
+} from './harness.js';
 
-/** Round-to-nearest-even f32 → bf16 / f16 bit patterns, in place-free loops (the tensor.ts
- * helpers allocate per call, too slow for 131M values). f16: normals only (bench data). */
-function toBf16(a: Float32Array): Uint16Array {
-  const u = new Uint32Array(a.buffer, a.byteOffset, a.length), o = new Uint16Array(a.length);
-  for (let i = 0; i < u.length; i++) o[i] = ((u[i] + 0x7fff + ((u[i] >>> 16) & 1)) >>> 16) & 0xffff;
-  return o;
-}
-function toF16(a: Float32Array): Uint16Array {
-  const u = new Uint32Array(a.buffer, a.byteOffset, a.length), o = new Uint16Array(a.length);
-  for (let i = 0; i < u.length; i++) {
-    const s = (u[i] >>> 16) & 0x8000, e = ((u[i] >>> 23) & 0xff) - 112, m = u[i] & 0x7fffff;
-    let h = e <= 0 ? s : e >= 31 ? s | 0x7c00 : s | (e << 10) | (m >>> 13);
-    if (e > 0 && e < 31) { const r = m & 0x1fff; if (r > 0x1000 || (r === 0x1000 && h & 1)) h++; }
-    o[i] = h;
-  }
-  return o;
-}
+const family = 'logprobs';
+const LSE = 4 + TX; // max, fmsub (2), exp, add
 
-export function cases(_opts: BenchOptions): BenchCase[] {
-  const out: BenchCase[] = [];
-  const family = 'logprobs';
-  const on = <T>(f: (backend: 'js' | 'cpu' | 'cuda') => T, js = true) =>
-    js ? { js: () => f('js'), cpu: () => f('cpu') } : { cpu: () => f('cpu') };
+/** Inputs of one [N,V] size and dtype (kept until the next size or dtype). */
+const lpInputs = lastOnly((key: string) => {
+  const [size, dt] = key.split('|') as [string, Dtype];
+  const [N, V] = dims(size, 2, 'NxV, e.g. 4096x32000');
+  const n = N * V;
+  const x = randn(n, 11, 3);
+  const logits = rk.tensor(logitsOf(x, dt), [N, V], dt);
+  const labels = rk.tensor(Int32Array.from({ length: N }, (_, i) => (i * 7919) % V), [N]);
+  const outs = { logp: rk.zeros([N], 'f32'), lse: rk.zeros([N], 'f32'), entropy: rk.zeros([N], 'f32') };
+  rk.logprobs({ logits, labels }, { out: outs }); // lse for the backward
+  return {
+    N, V, n, es: dtypeBytes(dt), logits, labels, outs, raw: dt === 'f32' ? x : null,
+    grad: { gradLogits: rk.zeros([N, V], 'f32') },
+    gradLogp: rk.tensor(randn(N, 12), [N]),
+    gradEntropy: rk.tensor(randn(N, 13), [N]),
+  };
+});
 
+const klInputs = lastOnly((key: string) => {
+  const [size, dt] = key.split('|') as [string, Dtype];
+  const [N, V] = dims(size, 2, 'NxV, e.g. 2048x32000');
+  const n = N * V;
+  return {
+    N, V, n, es: dtypeBytes(dt),
+    logits: rk.tensor(logitsOf(randn(n, 31, 3), dt), [N, V], dt),
+    refLogits: rk.tensor(logitsOf(randn(n, 32, 3), dt), [N, V], dt),
+    gradKl: rk.tensor(randn(N, 33), [N]),
+    kl: { kl: rk.zeros([N], 'f32') },
+    grad: { gradLogits: rk.zeros([N, V], 'f32') },
+  };
+});
+
+const lpSizes = (bpl: number) => {
+  const base = vocabSizes(bpl, 4096);
+  return (llc: number, dram: number) => ({ ...base(llc, dram), other: ['4x152064', '65536x128'] });
+};
+
+export const ops: OpSpec[] = [
   {
-    const N = 4096, V = 32000, n = N * V;
-    const x = randn(n, 11, 3);
-    const f32 = rk.tensor(x, [N, V]);
-    const bf16 = rk.tensor(toBf16(x), [N, V], 'bf16');
-    const f16 = rk.tensor(toF16(x), [N, V], 'f16');
-    const labels = rk.tensor(Int32Array.from({ length: N }, (_, i) => (i * 7919) % V), [N]);
-    const outs = { logp: rk.zeros([N], 'f32'), lse: rk.zeros([N], 'f32'), entropy: rk.zeros([N], 'f32') };
-    const grad = { gradLogits: rk.zeros([N, V], 'f32') };
-    const gradLogp = rk.tensor(randn(N, 12), [N]);
-    const gradEntropy = rk.tensor(randn(N, 13), [N]);
-    const size = `${N}x${V}`;
-    const small = N * 4 + N * 8;
-    rk.logprobs({ logits: f32, labels }, { out: outs }); // lse for the backward cases
-    for (const [dt, logits, es] of [['f32', f32, 4], ['bf16', bf16, 2], ['f16', f16, 2]] as const) {
-      out.push({
-        family, op: `logprobs ${dt}`, size, bytes: n * es + small,
-        run: on((backend) => rk.logprobs({ logits, labels }, { backend, out: outs }), dt === 'f32'),
-      });
-    }
-    out.push({
-      family, op: 'logprobs+entropy f32', size, bytes: n * 4 + small + N * 4,
-      run: on((backend) => rk.logprobs({ logits: f32, labels }, { entropy: true, backend, out: outs }), false),
-    });
-    out.push({
-      family, op: 'logprobsBackward(lse) f32', size, bytes: n * 8 + small,
-      run: on((backend) => rk.logprobsBackward({ logits: f32, labels, gradLogp, lse: outs.lse }, { backend, out: grad })),
-    });
-    out.push({
-      family, op: 'logprobsBackward(lse) bf16', size, bytes: n * 6 + small,
-      run: on((backend) => rk.logprobsBackward({ logits: bf16, labels, gradLogp, lse: outs.lse }, { backend, out: grad }), false),
-    });
-    out.push({
-      family, op: 'logprobsBackward(entropy) f32', size, bytes: n * 8 + small + N * 4,
-      note: 'recomputes lse and the entropy (one extra read of the logits)',
-      run: on((backend) => rk.logprobsBackward({ logits: f32, labels, gradLogp, gradEntropy }, { backend, out: grad }), false),
-    });
-    out.push({
-      family, op: 'logprobs fwd+bwd f32', size, bytes: n * 12 + small,
-      note: 'logprobs then logprobsBackward with its lse: compare the forward row (target ≤ 0.55× of this)',
-      run: on((backend) => {
-        const o = rk.logprobs({ logits: f32, labels }, { backend, out: outs });
-        return rk.logprobsBackward({ logits: f32, labels, gradLogp, lse: o.lse }, { backend, out: grad });
-      }, false),
-    });
-  }
-
+    family, op: 'logprobs', dtypes: ['f32', 'bf16', 'f16'], defaultDtypes: ['f32', 'bf16'], sizes: lpSizes(4),
+    make(size, dt): OpCase {
+      const I = lpInputs(`${size}|${dt}`);
+      const { logits, labels, outs } = I;
+      return {
+        bytes: I.n * I.es + I.N * 12, flops: I.n * LSE,
+        out: on((backend) => rk.logprobs({ logits, labels }, { backend, out: { logp: outs.logp, lse: outs.lse } })),
+        alloc: on((backend) => rk.logprobs({ logits, labels }, { backend })),
+        peers: I.raw ? { ort: () => peerLogSoftmaxGather(I.raw!, I.labels.data as Int32Array, I.N, I.V) } : undefined,
+      };
+    },
+  },
   {
-    const N = 4, V = 152064, n = N * V;
-    const logits = rk.tensor(randn(n, 21, 3), [N, V]);
-    const labels = rk.tensor(Int32Array.from([5, 77, 1000, 150000]), [N]);
-    const outs = { logp: rk.zeros([N], 'f32'), lse: rk.zeros([N], 'f32') };
-    out.push({
-      family, op: 'logprobs f32 (V split)', size: `${N}x${V}`, bytes: n * 4 + N * 12,
-      run: on((backend) => rk.logprobs({ logits, labels }, { backend, out: outs })),
-    });
-  }
-
+    family, op: 'logprobs+entropy', sizes: vocabSizes(4, 4096),
+    make(size, dt): OpCase {
+      const I = lpInputs(`${size}|${dt}`);
+      const { logits, labels, outs } = I;
+      return {
+        bytes: I.n * I.es + I.N * 16, flops: I.n * (LSE + 2),
+        out: on((backend) => rk.logprobs({ logits, labels }, { entropy: true, backend, out: outs }), false),
+        alloc: on((backend) => rk.logprobs({ logits, labels }, { entropy: true, backend }), false),
+      };
+    },
+  },
   {
-    const N = 65536, V = 128, n = N * V;
-    const logits = rk.tensor(randn(n, 22, 3), [N, V]);
-    const labels = rk.tensor(Int32Array.from({ length: N }, (_, i) => (i * 31) % V), [N]);
-    const outs = { logp: rk.zeros([N], 'f32'), lse: rk.zeros([N], 'f32') };
-    out.push({
-      family, op: 'logprobs f32 (short rows)', size: `${N}x${V}`, bytes: n * 4 + N * 12,
-      run: on((backend) => rk.logprobs({ logits, labels }, { backend, out: outs })),
-    });
-  }
-
+    family, op: 'logprobsBackward(lse)', dtypes: ['f32', 'bf16', 'f16'], defaultDtypes: ['f32', 'bf16'], sizes: vocabSizes(8, 4096),
+    make(size, dt): OpCase {
+      const I = lpInputs(`${size}|${dt}`);
+      const { logits, labels, gradLogp } = I, lse = I.outs.lse;
+      return {
+        bytes: I.n * (I.es + 4) + I.N * 12, flops: I.n * (3 + TX),
+        out: on((backend) => rk.logprobsBackward({ logits, labels, gradLogp, lse }, { backend, out: I.grad }), dt === 'f32'),
+        alloc: on((backend) => rk.logprobsBackward({ logits, labels, gradLogp, lse }, { backend }), false),
+      };
+    },
+  },
   {
-    const N = 2048, V = 32000, n = N * V;
-    const logits = rk.tensor(randn(n, 31, 3), [N, V]);
-    const refLogits = rk.tensor(randn(n, 32, 3), [N, V]);
-    const gradKl = rk.tensor(randn(N, 33), [N]);
-    const kl = { kl: rk.zeros([N], 'f32') };
-    const grad = { gradLogits: rk.zeros([N, V], 'f32') };
-    const size = `${N}x${V}`;
-    for (const direction of ['reverse', 'forward'] as const) {
-      out.push({
-        family, op: `vocabKl(${direction}) f32`, size, bytes: n * 8 + N * 4,
-        run: on((backend) => rk.vocabKl({ logits, refLogits }, { direction, backend, out: kl }), direction === 'reverse'),
-      });
-    }
-    out.push({
-      family, op: 'vocabKlBackward(reverse) f32', size, bytes: n * 12 + N * 4,
-      note: 'two passes over both tensors (statistics, then the gradient)',
-      run: on((backend) => rk.vocabKlBackward({ logits, refLogits, gradKl }, { backend, out: grad }), false),
-    });
-  }
-
+    family, op: 'logprobsBackward(entropy)', sizes: vocabSizes(8, 4096),
+    make(size, dt): OpCase {
+      const I = lpInputs(`${size}|${dt}`);
+      const { logits, labels, gradLogp, gradEntropy } = I;
+      return {
+        bytes: I.n * (I.es + 4) + I.N * 16, flops: I.n * (LSE + 2 + 6 + TX),
+        note: 'recomputes lse and the entropy: the logits are read twice',
+        out: on((backend) => rk.logprobsBackward({ logits, labels, gradLogp, gradEntropy }, { backend, out: I.grad }), false),
+      };
+    },
+  },
   {
-    const B = 64, T = 8192;
-    const logp = rk.tensor(randn(B * T, 41, 1), [B, T]);
-    const mask = rk.tensor(paddedMask(B, T), [B, T]);
-    const o = { sum: rk.zeros([B], 'f32'), count: rk.zeros([B], 'i32') };
-    out.push({
-      family, op: 'sequenceLogprobs', size: `${B}x${T}`, bytes: B * T * 5 + B * 8,
-      run: on((backend) => rk.sequenceLogprobs({ logp, mask }, { backend, out: o })),
-    });
-  }
-  return out;
-}
+    family, op: 'logprobs+logprobsBackward', sizes: vocabSizes(8, 4096),
+    make(size, dt): OpCase {
+      const I = lpInputs(`${size}|${dt}`);
+      const { logits, labels, gradLogp, outs } = I;
+      return {
+        bytes: I.n * (I.es + 4) + I.N * 16, flops: I.n * (LSE + 3 + TX),
+        note: 'forward then backward with its lse (the logits are read twice): compare the logprobs row (target ≤ 0.55× of this)',
+        out: on((backend) => {
+          const o = rk.logprobs({ logits, labels }, { backend, out: { logp: outs.logp, lse: outs.lse } });
+          return rk.logprobsBackward({ logits, labels, gradLogp, lse: o.lse }, { backend, out: I.grad });
+        }, false),
+      };
+    },
+  },
+  ...(['reverse', 'forward'] as const).map(
+    (direction): OpSpec => ({
+      family, op: `vocabKl(${direction})`, dtypes: ['f32', 'bf16', 'f16'], sizes: vocabSizes(8, 2048),
+      make(size, dt): OpCase {
+        const I = klInputs(`${size}|${dt}`);
+        const { logits, refLogits } = I;
+        return {
+          bytes: 2 * I.n * I.es + I.N * 4, flops: I.n * (2 * LSE + 3),
+          out: on((backend) => rk.vocabKl({ logits, refLogits }, { direction, backend, out: I.kl }), direction === 'reverse' && dt === 'f32'),
+          alloc: on((backend) => rk.vocabKl({ logits, refLogits }, { direction, backend }), false),
+        };
+      },
+    }),
+  ),
+  {
+    family, op: 'vocabKlBackward(reverse)', dtypes: ['f32', 'bf16', 'f16'], sizes: vocabSizes(12, 2048),
+    make(size, dt): OpCase {
+      const I = klInputs(`${size}|${dt}`);
+      const { logits, refLogits, gradKl } = I;
+      return {
+        bytes: I.n * (2 * I.es + 4) + I.N * 8, flops: I.n * (2 * LSE + 3 + 9 + TX),
+        note: 'two passes over both tensors (statistics, then the gradient)',
+        out: on((backend) => rk.vocabKlBackward({ logits, refLogits, gradKl }, { backend, out: I.grad }), false),
+        alloc: on((backend) => rk.vocabKlBackward({ logits, refLogits, gradKl }, { backend }), false),
+      };
+    },
+  },
+  {
+    family, op: 'sequenceLogprobs', sizes: tokenSizes(5),
+    make(size): OpCase {
+      const [B, T] = dims(size, 2, 'BxT, e.g. 64x8192');
+      const logp = rk.tensor(randn(B * T, 41, 1), [B, T]);
+      const mask = rk.tensor(paddedMask(B, T), [B, T]);
+      const o = { sum: rk.zeros([B], 'f32'), count: rk.zeros([B], 'i32') };
+      return {
+        bytes: B * T * 5 + B * 8, flops: 2 * B * T,
+        out: on((backend) => rk.sequenceLogprobs({ logp, mask }, { backend, out: o })),
+        alloc: on((backend) => rk.sequenceLogprobs({ logp, mask }, { backend })),
+      };
+    },
+  },
+];

@@ -6,7 +6,7 @@
  * and FLOPs computed, the wall time of packedAttention, and the memory of q/k/v/out (+ the dense
  * [P,L,L] mask a framework without segment-aware attention would need).
  *
- *   npm run bench -- --family prepack --quick --no-readme   # through the harness
+ *   npm run bench -- --family prepack --quick               # through the CLI
  *   node --import tsx bench/prepack.bench.ts                 # standalone: prints the padded/prepacked ratios
  *
  * Padded baseline: each prompt is one causal segment spanning the whole padded row (a dense
@@ -18,7 +18,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as rk from '../ts/index.js';
 import { packedAttentionImpl } from '../ts/ops/prepack.js';
-import { randn, type BenchCase, type BenchOptions } from './harness.js';
+import { lastOnly, randn, TRANSCENDENTAL_FLOPS as TX, type OpCase, type OpSpec } from './harness.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const H = 8, Hkv = 2, Dh = 64, NPROMPTS = 64;
@@ -93,50 +93,99 @@ export function figures(lay: Layout, x = inputs(lay)) {
   };
 }
 
-export function cases(_opts: BenchOptions): BenchCase[] {
-  const out: BenchCase[] = [];
-  for (const name of ['heavy-tailed', 'near-uniform']) {
-    const lengths = loadLengths(name);
-    for (const lay of layouts(lengths)) {
-      const x = inputs(lay);
-      const f = figures(lay, x);
-      const o = { out: rk.zeros([lay.P, lay.L, H, Dh], 'f32') };
-      out.push({
-        family: 'prepack',
-        op: `packedAttention ${lay.label}`,
-        size: `${name} ${NPROMPTS}p ${lay.P}x${lay.L} H${H}/${Hkv} Dh${Dh}`,
-        bytes: lay.P * lay.L * (H * Dh * 4 * 2 + Hkv * Dh * 4 * 2),
-        extra: f,
-        run: { cpu: () => rk.packedAttention(x, { backend: 'cpu', out: o }) },
-      });
-    }
-  }
-  // the bookkeeping ops on the same batch sizes
-  const lengths = loadLengths('heavy-tailed', 1024);
+const family = 'prepack';
+
+/** Inputs of one layout of a length list ("heavy-tailed", "near-uniform"), kept until the next. */
+const layoutInputs = lastOnly((key: string) => {
+  const [name, label] = key.split('|');
+  const lay = layouts(loadLengths(name)).find((l) => l.label === label)!;
+  const x = inputs(lay);
+  return { lay, x, f: figures(lay, x), o: { out: rk.zeros([lay.P, lay.L, H, Dh], 'f32') } };
+});
+
+const dataSet = (size: string) => {
+  if (!['heavy-tailed', 'near-uniform'].includes(size)) throw new RangeError(`size '${size}': expected a length list of bench/data (heavy-tailed, near-uniform)`);
+  return size;
+};
+
+const attentionOp = (label: string, sets: string[], explicit: string[] = []): OpSpec => ({
+  family, op: `packedAttention(${label})`, sizes: () => ({ other: sets }), explicitSizes: explicit,
+  make(size): OpCase {
+    const { lay, x, f, o } = layoutInputs(`${dataSet(size)}|${label}`);
+    return {
+      bytes: lay.P * lay.L * (H * Dh * 4 * 2 + Hkv * Dh * 4 * 2),
+      // the useful causal-within-segment work: QKᵀ and PV (4·Dh per pair and head) and one exp per score
+      flops: f.gflopUseful * 1e9 * (1 + TX / (4 * Dh)),
+      note: `${NPROMPTS} prompts as ${lay.P}x${lay.L}, H${H}/${Hkv} Dh${Dh}`,
+      extra: f,
+      out: { cpu: () => rk.packedAttention(x, { backend: 'cpu', out: o }) },
+      alloc: { cpu: () => rk.packedAttention(x, { backend: 'cpu' }) },
+    };
+  },
+});
+
+/** The bookkeeping ops on 1024 prompts of a length list. */
+const packs = lastOnly((size: string) => {
+  const m = /^(heavy-tailed|near-uniform)\/(\d+)$/.exec(size);
+  if (!m) throw new RangeError(`size '${size}': expected <length list>/<prompts>, e.g. heavy-tailed/1024`);
+  const lengths = loadLengths(m[1], Number(m[2]));
   const total = lengths.reduce((a, b) => a + b, 0);
   const tokens = rk.tensor(new Int32Array(total).fill(7), [total], 'i32');
   const lens = rk.tensor(Int32Array.from(lengths), [lengths.length], 'i32');
-  out.push({
-    family: 'prepack', op: 'prepack (ffd)', size: `heavy-tailed 1024p cap 1024`, bytes: total * 4 * 2,
-    run: { cpu: () => rk.prepack({ tokens, lengths: lens }, { capacity: 1024, backend: 'cpu' }), js: () => rk.prepack({ tokens, lengths: lens }, { capacity: 1024, backend: 'js' }) },
-  });
-  const pk = rk.prepack({ tokens, lengths: lens }, { capacity: 1024 });
-  const [P, L] = pk.segmentIds.shape;
-  const m = { mask: rk.zeros([P, L, L], 'u8') };
-  out.push({
-    family: 'prepack', op: 'attentionMask (bool)', size: `${P}x${L}x${L}`, bytes: P * L * L + P * L * 4,
-    run: { cpu: () => rk.attentionMask({ segmentIds: pk.segmentIds }, { backend: 'cpu', out: m }) },
-  });
-  const D = 512;
-  const packed = rk.tensor(randn(P * L * D, 5), [P, L, D]);
-  const maxLen = Math.max(...lengths);
-  const rows = { rows: rk.zeros([lengths.length, maxLen, D], 'f32') };
-  out.push({
-    family: 'prepack', op: 'unpack', size: `${P}x${L}x${D} → ${lengths.length}x${maxLen}`, bytes: total * D * 4 + lengths.length * maxLen * D * 4,
-    run: { cpu: () => rk.unpack({ packed, packOf: pk.packOf, offsetOf: pk.offsetOf, lengths: lens }, { backend: 'cpu', out: rows }) },
-  });
-  return out;
-}
+  const cap = Math.max(...lengths);
+  const pk = rk.prepack({ tokens, lengths: lens }, { capacity: cap });
+  return { lengths, total, tokens, lens, cap, pk };
+});
+
+export const ops: OpSpec[] = [
+  // the padded baseline computes every padding position (~1–2 s per call): only with an explicit
+  // --size (npm run bench -- --op 'packedAttention(padded)' --size heavy-tailed), or standalone below
+  attentionOp('padded', [], ['heavy-tailed', 'near-uniform']),
+  attentionOp('padded, pad masked', ['heavy-tailed', 'near-uniform']),
+  attentionOp('prepacked', ['heavy-tailed', 'near-uniform']),
+  {
+    family, op: 'prepack(ffd)', sizes: () => ({ other: ['heavy-tailed/1024'] }),
+    make(size): OpCase {
+      const { total, tokens, lens, cap } = packs(size);
+      return {
+        bytes: total * 4 * 2, flops: 0,
+        out: {
+          cpu: () => rk.prepack({ tokens, lengths: lens }, { capacity: cap, backend: 'cpu' }),
+          js: () => rk.prepack({ tokens, lengths: lens }, { capacity: cap, backend: 'js' }),
+        },
+      };
+    },
+  },
+  {
+    family, op: 'attentionMask(bool)', sizes: () => ({ other: ['heavy-tailed/1024'] }),
+    make(size): OpCase {
+      const { pk } = packs(size);
+      const [P, L] = pk.segmentIds.shape;
+      const m = { mask: rk.zeros([P, L, L], 'u8') };
+      return {
+        bytes: P * L * L + P * L * 4, flops: 0, note: `${P}x${L}x${L}`,
+        out: { cpu: () => rk.attentionMask({ segmentIds: pk.segmentIds }, { backend: 'cpu', out: m }) },
+        alloc: { cpu: () => rk.attentionMask({ segmentIds: pk.segmentIds }, { backend: 'cpu' }) },
+      };
+    },
+  },
+  {
+    family, op: 'unpack', sizes: () => ({ other: ['heavy-tailed/1024'] }),
+    make(size): OpCase {
+      const { pk, lengths, lens, total } = packs(size);
+      const [P, L] = pk.segmentIds.shape;
+      const D = 512, maxLen = Math.max(...lengths);
+      const packed = rk.tensor(randn(P * L * D, 5), [P, L, D]);
+      const rows = { rows: rk.zeros([lengths.length, maxLen, D], 'f32') };
+      const x = { packed, packOf: pk.packOf, offsetOf: pk.offsetOf, lengths: lens };
+      return {
+        bytes: total * D * 4 + lengths.length * maxLen * D * 4, flops: 0, note: `${P}x${L}x${D} → ${lengths.length}x${maxLen}x${D}`,
+        // (no alloc form: a fresh 2 GiB output per call measures the page faults only)
+        out: { cpu: () => rk.unpack(x, { backend: 'cpu', out: rows }) },
+      };
+    },
+  },
+];
 
 // Standalone: the paper's comparison with ratios.
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -1,112 +1,126 @@
 /**
- * Benchmarks of the sampling family (SPEC §7): geometricMixture at N×V = 4096×32000 (f32 and
- * bf16; bandwidth-bound, so GB/s is the figure), speculativeVerify at B=64, K=8, V=32000 and
- * rejectionSample at G=1024, K=16.
+ * Benchmarks of the sampling family (SPEC §7): geometricMixture over [N,V] logits (f32, bf16;
+ * cache-resident and DRAM-resident), speculativeVerify at B = 64, K = 8, V = 32000,
+ * rejectionSample at G = 1024, K = 16 and specDecStop over [B,K].
+ * bytes: geometricMixture reads both logits and writes the f32 log-probs; speculativeVerify the
+ * rows the rule must read (at most 2 of V per draft position), not the whole [B,K,V] inputs;
+ * rejectionSample the rewards, one round of uniforms and the output. FLOPs: geometricMixture per
+ * logit the mix (3) and a log-softmax (22); speculativeVerify min/ratio per position and the
+ * residual row (3 per element read); rejectionSample an exp, a compare per candidate per draw;
+ * specDecStop a product and a compare per position.
  */
 import * as rk from '../ts/index.js';
-import { randn, type BenchCase, type BenchOptions } from './harness.js';
+import {
+  dims,
+  on,
+  mapInPlace,
+  dtypeBytes,
+  logitsOf,
+  randn,
+  roundUp,
+  TRANSCENDENTAL_FLOPS as TX,
+  uniforms,
+  vocabSizes,
+  type OpCase,
+  type OpSpec,
+} from './harness.js';
 
-/** Deterministic uniforms in [0, 1). */
-function uniforms(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return (s >>> 8) / 16777216;
-  });
-}
+const family = 'sampling';
 
-/** f32 → bf16 bits (round to nearest even; the values are finite), without per-element allocation. */
-function toBf16(x: Float32Array): Uint16Array {
-  const u = new Uint32Array(x.buffer, x.byteOffset, x.length);
-  const out = new Uint16Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = (u[i] + 0x7fff + ((u[i] >>> 16) & 1)) >>> 16;
-  return out;
-}
-
-/** B·rows softmax-like distributions over V (f32), from a few logits scaled by `temp`. */
+/** rows softmax-like distributions over V (f32). */
 function dists(rows: number, V: number, seed: number, temp: number): Float32Array {
   const z = randn(rows * V, seed, temp);
   for (let r = 0; r < rows; r++) {
     let m = -Infinity, s = 0;
     for (let j = 0; j < V; j++) m = Math.max(m, z[r * V + j]);
-    for (let j = 0; j < V; j++) s += (z[r * V + j] = Math.exp(z[r * V + j] - m));
+    for (let j = 0; j < V; j++) s += z[r * V + j] = Math.exp(z[r * V + j] - m);
     for (let j = 0; j < V; j++) z[r * V + j] /= s;
   }
   return z;
 }
 
-export function cases(_opts: BenchOptions): BenchCase[] {
-  const out: BenchCase[] = [];
-  const on = <T>(f: (backend: 'js' | 'cpu' | 'cuda') => T) => ({ js: () => f('js'), cpu: () => f('cpu') });
-
+export const ops: OpSpec[] = [
   {
-    const N = 4096, V = 32000, n = N * V;
-    const z = randn(n, 1, 2), zr = randn(n, 2, 2);
-    const logp = { logp: rk.zeros([N, V], 'f32') };
-    const f32 = { logits: rk.tensor(z, [N, V]), refLogits: rk.tensor(zr, [N, V]) };
-    out.push({
-      family: 'sampling', op: 'geometricMixture(f32)', size: `${N}x${V}`, bytes: n * (4 + 4 + 4),
-      run: on((backend) => rk.geometricMixture(f32, { beta: 0.5, backend, out: logp })),
-    });
-    const bf = { logits: rk.tensor(toBf16(z), [N, V], 'bf16'), refLogits: rk.tensor(toBf16(zr), [N, V], 'bf16') };
-    out.push({
-      family: 'sampling', op: 'geometricMixture(bf16)', size: `${N}x${V}`, bytes: n * (2 + 2 + 4),
-      run: on((backend) => rk.geometricMixture(bf, { beta: 0.5, backend, out: logp })),
-    });
-  }
-
+    family, op: 'geometricMixture', dtypes: ['f32', 'bf16'], defaultDtypes: ['f32', 'bf16'],
+    sizes: (llc, dram) => ({ ...vocabSizes(12, 1024)(llc, dram) }),
+    make(size, dt): OpCase {
+      const [N, V] = dims(size, 2, 'NxV, e.g. 4096x32000');
+      const n = N * V, es = dtypeBytes(dt);
+      const x = { logits: rk.tensor(logitsOf(randn(n, 1, 2), dt), [N, V], dt), refLogits: rk.tensor(logitsOf(randn(n, 2, 2), dt), [N, V], dt) };
+      const logp = { logp: rk.zeros([N, V], 'f32') };
+      return {
+        bytes: n * (2 * es + 4), flops: n * (3 + 6 + TX),
+        out: on((backend) => rk.geometricMixture(x, { beta: 0.5, backend, out: logp })),
+        alloc: on((backend) => rk.geometricMixture(x, { beta: 0.5, backend })),
+      };
+    },
+  },
   {
-    const B = 64, K = 8, V = 32000;
-    const q = dists(B * K, V, 3, 2);
-    // target = a 50/50 mix of the draft and another distribution: acceptance around 1/2 per token
-    const other = dists(B * (K + 1), V, 4, 2);
-    const p = new Float32Array(B * (K + 1) * V);
-    for (let b = 0; b < B; b++)
-      for (let i = 0; i <= K; i++)
-        for (let t = 0; t < V; t++) {
-          const o = other[(b * (K + 1) + i) * V + t];
-          p[(b * (K + 1) + i) * V + t] = i < K ? 0.5 * q[(b * K + i) * V + t] + 0.5 * o : o;
-        }
-    const tok = Int32Array.from({ length: B * K }, (_, i) => {
-      let best = 0; // the draft's most likely token (q(Y) > 0)
-      for (let t = 1; t < V; t++) if (q[i * V + t] > q[i * V + best]) best = t;
-      return best;
-    });
-    const inputs = {
-      draftTokens: rk.tensor(tok, [B, K], 'i32'), draftProbs: rk.tensor(q, [B, K, V]),
-      targetProbs: rk.tensor(p, [B, K + 1, V]), uniforms: rk.tensor(uniforms(B * (K + 1), 5), [B, K + 1]),
-    };
-    const res = { accepted: rk.zeros([B], 'i32'), nextToken: rk.zeros([B], 'i32') };
-    // minimum traffic: tokens, uniforms, the K (p, q) pairs, and the one or two rows drawn from
-    out.push({
-      family: 'sampling', op: 'speculativeVerify', size: `B${B} K${K} V${V}`, bytes: B * (K * 4 + (K + 1) * 4 + K * 8 + 2 * V * 4 + 8),
-      note: 'bytes = the rows the rule must read (≤ 2 of V per row), not the whole [B,K,V] inputs',
-      run: on((backend) => rk.speculativeVerify(inputs, { backend, out: res })),
-    });
-  }
-
-  {
-    const G = 1024, K = 16;
-    const rewards = rk.tensor(randn(G * K, 6), [G, K]);
-    const u = rk.tensor(uniforms(G * K * K, 7), [G, K, K]);
-    for (const m of [4, 16]) {
-      const sel = { selected: rk.zeros([G, m], 'i32') };
-      out.push({
-        family: 'sampling', op: `rejectionSample(m=${m})`, size: `G${G} K${K}`, bytes: G * K * 4 * 2 + G * m * 4,
-        note: 'bytes = rewards + one round of uniforms + output',
-        run: on((backend) => rk.rejectionSample({ rewards, uniforms: u }, { beta: 1, numSamples: m, backend, out: sel })),
+    family, op: 'speculativeVerify', sizes: () => ({ other: ['64x8x32000'] }),
+    make(size): OpCase {
+      const [B, K, V] = dims(size, 3, 'BxKxV, e.g. 64x8x32000');
+      const q = dists(B * K, V, 3, 2);
+      // target = a 50/50 mix of the draft and another distribution: acceptance around 1/2 per token
+      const other = dists(B * (K + 1), V, 4, 2);
+      const p = new Float32Array(B * (K + 1) * V);
+      for (let b = 0; b < B; b++)
+        for (let i = 0; i <= K; i++)
+          for (let t = 0; t < V; t++) {
+            const o = other[(b * (K + 1) + i) * V + t];
+            p[(b * (K + 1) + i) * V + t] = i < K ? 0.5 * q[(b * K + i) * V + t] + 0.5 * o : o;
+          }
+      const tok = Int32Array.from({ length: B * K }, (_, i) => {
+        let best = 0; // the draft's most likely token (q(Y) > 0)
+        for (let t = 1; t < V; t++) if (q[i * V + t] > q[i * V + best]) best = t;
+        return best;
       });
-    }
-  }
-
+      const inputs = {
+        draftTokens: rk.tensor(tok, [B, K], 'i32'), draftProbs: rk.tensor(q, [B, K, V]),
+        targetProbs: rk.tensor(p, [B, K + 1, V]), uniforms: rk.tensor(uniforms(B * (K + 1), 5), [B, K + 1]),
+      };
+      const res = { accepted: rk.zeros([B], 'i32'), nextToken: rk.zeros([B], 'i32') };
+      const bytes = B * (K * 4 + (K + 1) * 4 + K * 8 + 2 * V * 4 + 8);
+      return {
+        bytes, flops: B * (K * 4 + 2 * V * 3),
+        note: 'bytes = the rows the rule must read (≤ 2 of V per row), not the whole [B,K,V] inputs',
+        out: on((backend) => rk.speculativeVerify(inputs, { backend, out: res })),
+        alloc: on((backend) => rk.speculativeVerify(inputs, { backend })),
+      };
+    },
+  },
+  ...[4, 16].map(
+    (m): OpSpec => ({
+      family, op: `rejectionSample(m=${m})`, sizes: () => ({ other: ['1024x16'] }),
+      make(size): OpCase {
+        const [G, K] = dims(size, 2, 'GxK, e.g. 1024x16');
+        const rewards = rk.tensor(randn(G * K, 6), [G, K]);
+        const u = rk.tensor(uniforms(G * K * K, 7), [G, K, K]);
+        const sel = { selected: rk.zeros([G, m], 'i32') };
+        return {
+          bytes: G * K * 4 * 2 + G * m * 4, flops: G * K * (TX + 2 * m),
+          note: 'bytes = rewards + one round of uniforms + output',
+          out: on((backend) => rk.rejectionSample({ rewards, uniforms: u }, { beta: 1, numSamples: m, backend, out: sel })),
+          alloc: on((backend) => rk.rejectionSample({ rewards, uniforms: u }, { beta: 1, numSamples: m, backend })),
+        };
+      },
+    }),
+  ),
   {
-    const B = 4096, K = 20;
-    const P = rk.tensor(Float32Array.from(uniforms(B * K, 8), (x) => 0.7 + 0.3 * x), [B, K]);
-    const len = { length: rk.zeros([B], 'i32') };
-    out.push({
-      family: 'sampling', op: 'specDecStop', size: `B${B} K${K}`, bytes: B * K * 4 + B * 4,
-      run: on((backend) => rk.specDecStop({ acceptProbs: P }, { backend, out: len })),
-    });
-  }
-  return out;
-}
+    family, op: 'specDecStop',
+    sizes: (llc, dram) => {
+      let B = 4096;
+      while (B > 1 && B * 84 > llc / 2) B /= 2;
+      return { cache: `${B}x20`, dram: `${roundUp(dram / 84, 65536)}x20` };
+    },
+    make(size): OpCase {
+      const [B, K] = dims(size, 2, 'BxK, e.g. 4096x20');
+      const P = rk.tensor(mapInPlace(uniforms(B * K, 8), (x) => 0.7 + 0.3 * x), [B, K]);
+      const len = { length: rk.zeros([B], 'i32') };
+      return {
+        bytes: B * K * 4 + B * 4, flops: B * K * 2,
+        out: on((backend) => rk.specDecStop({ acceptProbs: P }, { backend, out: len })),
+        alloc: on((backend) => rk.specDecStop({ acceptProbs: P }, { backend })),
+      };
+    },
+  },
+];

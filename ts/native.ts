@@ -26,6 +26,8 @@ export interface NativeCore {
   setSimd(level: 'avx512' | 'avx2' | 'scalar'): string;
   setThreads(n: number): number;
   copyBandwidth(bytes: number, reps: number): number;
+  /** FMA peak in FLOP/s at the current SIMD level with the pool's threads (bench compute roof). */
+  fmaPeak(iters: number, reps: number): number;
 }
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');

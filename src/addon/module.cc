@@ -92,6 +92,16 @@ Napi::Value CopyBandwidth(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), 2.0 * (double)bytes / best);
 }
 
+// FMA peak (FLOP/s) at the current SIMD level with the pool's threads: the bench's compute roof.
+Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
+  Args a(info);
+  size_t iters = a.size("iters");
+  size_t reps = a.size("reps");
+  if (iters < 1 || iters > ((size_t)1 << 30)) a.range("iters", "in [1, 2^30]");
+  if (reps < 1 || reps > 1000) a.range("reps", "in [1, 1000]");
+  return Napi::Number::New(info.Env(), rk::fma_peak(iters, (int)reps));
+}
+
 // Test hook: evaluates one of core/common.hpp's scalar functions elementwise (x → out), so the
 // vectorisable exp/log/softplus/sigmoid used by every kernel are checked against libm in tests.
 Napi::Value CoreMath(const Napi::CallbackInfo& info) {
@@ -177,6 +187,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   reg(env, exports, "setSimd", SetSimd);
   reg(env, exports, "setThreads", SetThreads);
   reg(env, exports, "copyBandwidth", CopyBandwidth);
+  reg(env, exports, "fmaPeak", FmaPeak);
   register_rewards(env, exports);
   register_advantages(env, exports);
   register_logprobs(env, exports);

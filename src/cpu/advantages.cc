@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "common.hpp"
+#include "masked_simd.hpp"
 
 // GCC 12 warns about the _mm512_undefined_* placeholders inside its own intrinsics headers.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -108,14 +109,6 @@ void gae_row_chunked(GaeRow& g, const M& mask) {
 }
 
 // ---- AVX-512 ----
-RK_TARGET_AVX512 inline __mmask16 mask16(const MaskNone&, size_t) { return 0xFFFF; }
-RK_TARGET_AVX512 inline __mmask16 mask16(const MaskU8& m, size_t i) {
-  __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(m.p + i));
-  return _mm_test_epi8_mask(b, b);
-}
-RK_TARGET_AVX512 inline __mmask16 mask16(const MaskF32& m, size_t i) {
-  return _mm512_cmp_ps_mask(_mm512_loadu_ps(m.p + i), _mm512_setzero_ps(), _CMP_NEQ_UQ);
-}
 RK_TARGET_AVX512 inline __m512 bcast0_512(__m512 x) { return _mm512_broadcastss_ps(_mm512_castps512_ps128(x)); }
 // lane i ← x[i+S] for i+S < 16, else fill[i+S−16] (fill is a broadcast, so: fill)
 template <int S>
@@ -201,16 +194,6 @@ RK_TARGET_AVX512 __attribute__((noinline)) void gae_row_avx512(GaeRow& g, const 
 }
 
 // ---- AVX2 ----
-RK_TARGET_AVX2 inline __m256 mask8(const MaskNone&, size_t) { return _mm256_castsi256_ps(_mm256_set1_epi32(-1)); }
-RK_TARGET_AVX2 inline __m256 mask8(const MaskU8& m, size_t i) {
-  long long bits;
-  memcpy(&bits, m.p + i, 8);
-  __m256i w = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(bits));
-  return _mm256_castsi256_ps(_mm256_xor_si256(_mm256_cmpeq_epi32(w, _mm256_setzero_si256()), _mm256_set1_epi32(-1)));
-}
-RK_TARGET_AVX2 inline __m256 mask8(const MaskF32& m, size_t i) {
-  return _mm256_cmp_ps(_mm256_loadu_ps(m.p + i), _mm256_setzero_ps(), _CMP_NEQ_UQ);
-}
 RK_TARGET_AVX2 inline __m256 bcast0_256(__m256 x) { return _mm256_broadcastss_ps(_mm256_castps256_ps128(x)); }
 // lane i ← x[i+S] for i+S < 8, else fill
 template <int S>
@@ -328,18 +311,23 @@ inline Stat chan(Stat a, Stat b) {
 
 constexpr size_t kStatBlock = 4096;
 
-// Statistics of x[b, e) over counted elements: float64 sums, the block mean, then float64
-// squared deviations from it (the block is in L1 by then). Portable form: 4 accumulators.
+// Statistics of x[b, e) over counted elements: the float64 sum and count (masked_sum), the block
+// mean, then the squared deviations from the mean rounded to f32 (μf): d = x − μf in f32 (exact
+// or within half an ulp of d), d² summed in f32 over runs of 256 elements (16 per lane), each run
+// flushed into float64 (the block is in L1 by then). Σ(x − μf)² = M2 + N·(μ − μf)², so the shift
+// is corrected exactly at the end.
+inline Stat finish_stat(double N, double mu, float muf, double Q) {
+  const double shift = mu - (double)muf;
+  Q -= N * shift * shift;
+  Q = Q < 0 ? 0 : Q;  // (NaN stays NaN)
+  return Stat{N, mu, Q};
+}
+
 template <class M>
 inline Stat block_stat_scalar(const float* __restrict x, const M& mask, size_t b, size_t e) {
-  double s[4] = {0, 0, 0, 0}, N = 0;
-  for (size_t i = b; i < e; ++i) {
-    bool m = mask[i];
-    s[i & 3] += m ? (double)x[i] : 0.0;
-    N += m ? 1.0 : 0.0;
-  }
-  if (N == 0) return Stat{0, 0, 0};
-  const double mu = ((s[0] + s[1]) + (s[2] + s[3])) / N;
+  const MaskedSum ms = masked_sum_scalar(x, mask, b, e);
+  if (ms.count == 0) return Stat{0, 0, 0};
+  const double N = (double)ms.count, mu = ms.sum / N;
   double q[4] = {0, 0, 0, 0};
   for (size_t i = b; i < e; ++i) {
     bool m = mask[i];
@@ -349,39 +337,17 @@ inline Stat block_stat_scalar(const float* __restrict x, const M& mask, size_t b
   return Stat{N, mu, (q[0] + q[1]) + (q[2] + q[3])};
 }
 
-RK_TARGET_AVX512 inline __m512d lo_pd(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
-RK_TARGET_AVX512 inline __m512d hi_pd(__m512 v) {
-  return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-}
-
 template <class M>
 RK_TARGET_AVX512 __attribute__((noinline)) Stat block_stat_avx512(const float* __restrict x, const M& mask, size_t b, size_t e) {
-  // 4 float64 accumulators per pass (two registers of 16 floats per step) to cover the add latency
-  __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
-  size_t cnt = 0, i = b;
-  for (; i + 32 <= e; i += 32) {
-    __mmask16 k0 = mask16(mask, i), k1 = mask16(mask, i + 16);
-    __m512 v0 = _mm512_maskz_loadu_ps(k0, x + i), v1 = _mm512_maskz_loadu_ps(k1, x + i + 16);
-    s0 = _mm512_add_pd(s0, lo_pd(v0));
-    s1 = _mm512_add_pd(s1, hi_pd(v0));
-    s2 = _mm512_add_pd(s2, lo_pd(v1));
-    s3 = _mm512_add_pd(s3, hi_pd(v1));
-    cnt += (size_t)__builtin_popcount((unsigned)k0 | ((unsigned)k1 << 16));
-  }
-  double S = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(s0, s1), _mm512_add_pd(s2, s3)));
-  const size_t vend = i;
-  for (; i < e; ++i)
-    if (mask[i]) { S += (double)x[i]; ++cnt; }
-  if (cnt == 0) return Stat{0, 0, 0};
-  const double N = (double)cnt, mu = S / N;
-  // Squared deviations from the block mean rounded to f32 (μf): d = x − μf in f32 (exact or
-  // within half an ulp of d), d² summed in f32 over runs of 256 elements (16 per lane), each run
-  // flushed into float64. Σ(x − μf)² = M2 + N·(μ − μf)², so the shift is corrected exactly below.
+  const MaskedSum ms = masked_sum_avx512(x, mask, b, e);
+  if (ms.count == 0) return Stat{0, 0, 0};
+  const double N = (double)ms.count, mu = ms.sum / N;
   const float muf = (float)mu;
   const __m512 vmu = _mm512_set1_ps(muf);
   __m512d q0 = _mm512_setzero_pd(), q1 = q0;
-  for (i = b; i < vend;) {
-    const size_t run_end = i + 256 < vend ? i + 256 : vend;
+  size_t i = b;
+  for (; i < ms.vend;) {
+    const size_t run_end = i + 256 < ms.vend ? i + 256 : ms.vend;
     __m512 f0 = _mm512_setzero_ps(), f1 = f0;
     for (; i < run_end; i += 32) {
       __mmask16 k0 = mask16(mask, i), k1 = mask16(mask, i + 16);
@@ -397,15 +363,42 @@ RK_TARGET_AVX512 __attribute__((noinline)) Stat block_stat_avx512(const float* _
   double Q = _mm512_reduce_add_pd(_mm512_add_pd(q0, q1));
   for (; i < e; ++i)
     if (mask[i]) { double d = (double)x[i] - (double)muf; Q += d * d; }
-  const double shift = mu - (double)muf;
-  Q -= N * shift * shift;
-  Q = Q < 0 ? 0 : Q;  // (NaN stays NaN)
-  return Stat{N, mu, Q};
+  return finish_stat(N, mu, muf, Q);
+}
+
+// The AVX-512 form with 8-lane registers (masked lanes zeroed with an AND).
+template <class M>
+RK_TARGET_AVX2 __attribute__((noinline)) Stat block_stat_avx2(const float* __restrict x, const M& mask, size_t b, size_t e) {
+  const MaskedSum ms = masked_sum_avx2(x, mask, b, e);
+  if (ms.count == 0) return Stat{0, 0, 0};
+  const double N = (double)ms.count, mu = ms.sum / N;
+  const float muf = (float)mu;
+  const __m256 vmu = _mm256_set1_ps(muf);
+  __m256d q0 = _mm256_setzero_pd(), q1 = q0;
+  size_t i = b;
+  for (; i < ms.vend;) {
+    const size_t run_end = i + 256 < ms.vend ? i + 256 : ms.vend;
+    __m256 f0 = _mm256_setzero_ps(), f1 = f0;
+    for (; i < run_end; i += 16) {
+      __m256 d0 = _mm256_and_ps(mask8(mask, i), _mm256_sub_ps(_mm256_loadu_ps(x + i), vmu));
+      __m256 d1 = _mm256_and_ps(mask8(mask, i + 8), _mm256_sub_ps(_mm256_loadu_ps(x + i + 8), vmu));
+      f0 = _mm256_fmadd_ps(d0, d0, f0);
+      f1 = _mm256_fmadd_ps(d1, d1, f1);
+    }
+    __m256 f = _mm256_add_ps(f0, f1);
+    q0 = _mm256_add_pd(q0, lo_pd(f));
+    q1 = _mm256_add_pd(q1, hi_pd(f));
+  }
+  double Q = hsum_pd(_mm256_add_pd(q0, q1));
+  for (; i < e; ++i)
+    if (mask[i]) { double d = (double)x[i] - (double)muf; Q += d * d; }
+  return finish_stat(N, mu, muf, Q);
 }
 
 template <class M>
 inline Stat block_stat(const float* x, const M& mask, size_t b, size_t e) {
   if (isa() == Isa::avx512) return block_stat_avx512(x, mask, b, e);
+  if (isa() == Isa::avx2) return block_stat_avx2(x, mask, b, e);
   return block_stat_scalar(x, mask, b, e);
 }
 

@@ -16,11 +16,13 @@
 // GCC 12 warns about _mm512_undefined_ps() inside its own AVX-512 intrinsics (a known false positive).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+#include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "common.hpp"
 #include "logprobs_cpu.hpp"
+#include "masked_simd.hpp"
 
 namespace rk {
 namespace {
@@ -62,6 +64,8 @@ static inline V zero_lt(V v, V d, float lo) { return _mm512_mask_mov_ps(v, _mm51
 static inline void store(float* p, V v) { _mm512_storeu_ps(p, v); }
 static inline float hmax(V v) { return _mm512_reduce_max_ps(v); }
 static inline float hsum(V v) { return _mm512_reduce_add_ps(v); }
+// Lower clamp of every exp argument: vscalefps underflows to 0 by itself.
+constexpr float kExpLo = kLpLo;
 // e^d for d in [kLpLo, 88] (or NaN; callers clamp below): d = n·ln2 + r, the degree-6
 // polynomial of rk::expf_, 2^n by vscalefps (which underflows to 0 and overflows to +inf).
 static inline V exp(V d) {
@@ -123,22 +127,28 @@ static inline float hsum(V v) {
   m = _mm_add_ss(m, _mm_movehdup_ps(m));
   return _mm_cvtss_f32(m);
 }
-// e^d for d ≤ 88 (or NaN); 2^n through the exponent bits, so d < −87.3 flushes to 0.
+// Lower clamp of every exp argument (see exp): e^{−88} rounds n to −127, whose scale 2^n is the
+// bit pattern 0, so clamped arguments give exactly 0, as e^d < 2^−126 should (flushed).
+constexpr float kExpLo = -88.0f;
+// e^d for d in [kExpLo, 88.7] or NaN (every caller clamps below with max(set1(kExpLo), d), which
+// keeps NaN). 12 operations, 9 of them on the FMA pipes: n = round(d·log2 e) by the 1.5·2^23
+// magic number, whose low mantissa bits are then n + 127, shifted into the exponent field of 2^n;
+// r = d − n·ln 2 in two parts (Cody–Waite); e^r by a degree-6 minimax polynomial in Horner form
+// (≤ 0.75 ulp on |r| ≤ ln2/2 in f32; the degree-7 Cephes form of rk::expf_ costs two more).
 static inline V exp(V d) {
-  V dc = _mm256_min_ps(set1(88.0f), _mm256_max_ps(set1(-87.33f), d));
-  V n = _mm256_round_ps(_mm256_mul_ps(dc, set1(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  V r = _mm256_fnmadd_ps(n, set1(0.693359375f), dc);
+  const V magic = set1(12582912.0f + 127.0f);
+  V t = _mm256_fmadd_ps(d, set1(1.44269504088896341f), magic);
+  V n = _mm256_sub_ps(t, magic);
+  V r = _mm256_fnmadd_ps(n, set1(0.693359375f), d);
   r = _mm256_fnmadd_ps(n, set1(-2.12194440e-4f), r);
-  V p = set1(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, set1(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, set1(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, set1(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, set1(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, set1(5.0000001201e-1f));
-  p = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), set1(1.0f));
-  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  V y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-  return _mm256_andnot_ps(_mm256_cmp_ps(d, set1(-87.33f), _CMP_LT_OQ), y);
+  V p = set1(1.3893421274e-3f);
+  p = _mm256_fmadd_ps(p, r, set1(8.3704162389e-3f));
+  p = _mm256_fmadd_ps(p, r, set1(4.1667092592e-2f));
+  p = _mm256_fmadd_ps(p, r, set1(1.6666504741e-1f));
+  p = _mm256_fmadd_ps(p, r, set1(4.9999997020e-1f));
+  p = _mm256_fmadd_ps(p, r, set1(1.0f));
+  p = _mm256_fmadd_ps(p, r, set1(1.0f));
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(t), 23)));
 }
 template <int DT>
 static inline V load(const void* p) {
@@ -176,6 +186,7 @@ static inline V min(V a, V b) { RK_LANES(a.l[i] < b.l[i] ? a.l[i] : b.l[i]); }
 static inline V inf_if_inf(V v, V t) { RK_LANES(t.l[i] == inf_f() ? inf_f() : v.l[i]); }
 static inline V blend_gt(V a, V b, V x, V y) { RK_LANES(a.l[i] > b.l[i] ? x.l[i] : y.l[i]); }
 static inline V zero_lt(V v, V d, float lo) { RK_LANES(d.l[i] < lo ? 0.0f : v.l[i]); }
+constexpr float kExpLo = kLpLo;
 static inline V exp(V d) { RK_LANES(expf_(d.l[i])); }
 #undef RK_LANES
 static inline bool any_gt(V a, V b) {
@@ -362,10 +373,39 @@ extern "C" void rk_cpu_logprobs_backward(const rk_logprobs_backward_args* a) {
   const KernelTable& K = table();
   const size_t N = a->N, V = a->V;
   const float inv_t = 1.0f / a->temperature;
-  // lse (and the entropy, when its gradient is asked for) from a forward pass unless given.
+  // The gradient of row r over [v0, v1) given its lse (and entropy H).
+  auto grad = [&](size_t r, size_t v0, size_t v1, float lse_r, float h_r) {
+    float* g = a->grad_logits + r * V;
+    int32_t y = a->labels[r];
+    if (y == a->ignore_index || !label_ok(y, V)) {
+      float v = y == a->ignore_index ? 0.0f : nan_f();
+      for (size_t j = v0; j < v1; ++j) g[j] = v;
+      return;
+    }
+    const float gl = a->grad_logp[r];
+    K.grad(a->logits, a->dtype, r * V + v0, v1 - v0, g + v0, inv_t, lse_r, gl, a->grad_entropy ? a->grad_entropy + r : nullptr, h_r);
+    if ((size_t)y >= v0 && (size_t)y < v1) g[y] += gl * inv_t;
+  };
+  const bool forward = !a->lse || a->grad_entropy;  // lse (and H) recomputed here
+  const Plan pl = plan(N, V);
+  if (forward && pl.P == 1) {
+    // Whole rows: each row's statistics, then its gradient while the row is still in L2, so the
+    // logits are read from memory once (the same values as the two passes below).
+    parallel_for(N, pl.grain, [&](size_t b, size_t e) {
+      for (size_t r = b; r < e; ++r) {
+        const int32_t y = a->labels[r];
+        if (y == a->ignore_index || !label_ok(y, V)) { grad(r, 0, V, 0.0f, 0.0f); continue; }
+        LseStats st = K.lse(a->logits, a->dtype, r * V, V, inv_t, a->grad_entropy != nullptr);
+        LpOut o = lse_finish(st, logit_at(a->logits, a->dtype, r * V + (size_t)y) * inv_t);
+        grad(r, 0, V, o.lse, a->grad_entropy ? o.entropy : 0.0f);
+      }
+    });
+    return;
+  }
+  // Rows split within (few long rows), or lse given: the statistics of every row first.
   std::vector<float> lse_v, h_v;
   const float* lse = a->lse;
-  if (!lse || a->grad_entropy) {
+  if (forward) {
     std::vector<float> lp(N);
     lse_v.resize(N);
     if (a->grad_entropy) h_v.resize(N);
@@ -383,19 +423,7 @@ extern "C" void rk_cpu_logprobs_backward(const rk_logprobs_backward_args* a) {
     rk_cpu_logprobs(&f);
     lse = lse_v.data();
   }
-  row_pieces(N, V, [&](size_t r, size_t v0, size_t v1) {
-    float* g = a->grad_logits + r * V;
-    int32_t y = a->labels[r];
-    if (y == a->ignore_index || !label_ok(y, V)) {
-      float v = y == a->ignore_index ? 0.0f : nan_f();
-      for (size_t j = v0; j < v1; ++j) g[j] = v;
-      return;
-    }
-    const float gl = a->grad_logp[r];
-    K.grad(a->logits, a->dtype, r * V + v0, v1 - v0, g + v0, inv_t, lse[r], gl, a->grad_entropy ? a->grad_entropy + r : nullptr,
-           a->grad_entropy ? h_v[r] : 0.0f);
-    if ((size_t)y >= v0 && (size_t)y < v1) g[y] += gl * inv_t;
-  });
+  row_pieces(N, V, [&](size_t r, size_t v0, size_t v1) { grad(r, v0, v1, lse[r], a->grad_entropy ? h_v[r] : 0.0f); });
 }
 
 extern "C" void rk_cpu_vocab_kl(const rk_vocab_kl_args* a) {
@@ -417,16 +445,39 @@ extern "C" void rk_cpu_vocab_kl_backward(const rk_vocab_kl_backward_args* a) {
   const size_t N = a->N, V = a->V;
   const float inv_t = 1.0f / a->temperature;
   const bool rev = a->direction != RK_KL_FORWARD;
+  // lse4 = {m_p, log s_p, m_q, log s_q} and the KL of one row's statistics
+  auto finish = [](const KlStats& st, float* lse4, float* kl) {
+    *kl = kl_finish(st).kl;
+    lse4[0] = st.ma;
+    lse4[1] = logf_(st.sa);
+    lse4[2] = st.mb;
+    lse4[3] = logf_(st.sb);
+  };
+  auto skip = [&](size_t r) { return a->labels && a->labels[r] == a->ignore_index; };
+  const Plan pl = plan(N, V);
+  if (pl.P == 1) {
+    // Whole rows: each row's statistics, then its gradient while both rows are still in L2, so
+    // the logits are read from memory once (the same values as the two passes below).
+    parallel_for(N, pl.grain, [&](size_t b, size_t e) {
+      for (size_t r = b; r < e; ++r) {
+        float* g = a->grad_logits + r * V;
+        if (skip(r)) {
+          memset(g, 0, V * sizeof(float));
+          continue;
+        }
+        float lse4[4], kl;
+        finish(K.kl(a->logits, a->ref_logits, a->dtype, r * V, V, inv_t), lse4, &kl);
+        K.kl_grad(a->logits, a->ref_logits, a->dtype, rev, r * V, V, g, inv_t, lse4, kl, a->grad_kl[r] * inv_t);
+      }
+    });
+    return;
+  }
+  // Rows split within (few long rows): the statistics of every row first, then the gradient.
   std::vector<float> lse4(4 * N), kl(N);
   std::vector<unsigned char> on(N);
   kl_rows(K, a->logits, a->ref_logits, a->dtype, a->labels, a->ignore_index, N, V, inv_t, [&](size_t r, const KlStats* st) {
     on[r] = st != nullptr;
-    if (!st) return;
-    kl[r] = kl_finish(*st).kl;
-    lse4[4 * r] = st->ma;
-    lse4[4 * r + 1] = logf_(st->sa);
-    lse4[4 * r + 2] = st->mb;
-    lse4[4 * r + 3] = logf_(st->sb);
+    if (st) finish(*st, &lse4[4 * r], &kl[r]);
   });
   row_pieces(N, V, [&](size_t r, size_t v0, size_t v1) {
     float* g = a->grad_logits + r * V;
@@ -445,12 +496,10 @@ extern "C" void rk_cpu_sequence_logprobs(const rk_sequence_logprobs_args* a) {
   with_mask(a->mask_kind, a->mask, [&](auto mask) {
     parallel_rows(a->B, T, [&](size_t b0, size_t b1) {
       for (size_t b = b0; b < b1; ++b) {
-        double s = 0;
-        int32_t c = 0;
-        for (size_t t = 0; t < T; ++t) {
-          size_t i = b * T + t;
-          if (mask[i]) { s += a->logp[i]; ++c; }
-        }
+        // float64 sum and count of the counted tokens (vectorised: masked_simd.hpp)
+        const MaskedSum ms = masked_sum(a->logp, mask, b * T, (b + 1) * T);
+        double s = ms.sum;
+        const int32_t c = (int32_t)ms.count;
         if (a->average) s = c ? s / c : 0.0;
         a->sum[b] = (float)s;
         a->count[b] = c;

@@ -247,27 +247,44 @@ RK_LOOP inline void p3o_pass(const float* __restrict l1, const float* __restrict
 }  // namespace
 }  // namespace rk
 
-// P3O (Pairwise PPO, Wu et al. 2023): one element per prompt. One vectorised pass writes the
-// gradients and each pair's loss and clip count; the sums are then taken serially in f64.
+// P3O (Pairwise PPO, Wu et al. 2023): one element per prompt. Blocks of 1024 pairs split over
+// the pool: one vectorised pass per block writes the gradients and each pair's loss and clip count
+// into stack buffers (no B-sized temporaries: on a small VM the page faults of fresh ones cost
+// more than the pass), summed in f64 per block; the block sums are added in block order, so the
+// result does not depend on the thread count.
 extern "C" void rk_cpu_p3o_loss(const rk_p3o_loss_args* a) {
   using namespace rk;
   const size_t B = a->B;
   const double denom = a->has_normalizer ? a->normalizer : (double)B;
-  std::vector<float> lv(B), cv(B);
   const float w = denom > 0 ? (float)(1.0 / denom) : 0.0f;
   const float lo = 1.0f - a->clip_low, hi = 1.0f + a->clip_high;
-  simd_dispatch([&]() RK_LOOP {
-    if (a->variant == RK_P3O_JOINT)
-      p3o_pass<RK_P3O_JOINT>(a->logp1, a->logp2, a->old_logp1, a->old_logp2, a->rewards1, a->rewards2, a->grad_logp1,
-                             a->grad_logp2, lv.data(), cv.data(), B, w, lo, hi);
-    else
-      p3o_pass<RK_P3O_SEPARATE>(a->logp1, a->logp2, a->old_logp1, a->old_logp2, a->rewards1, a->rewards2, a->grad_logp1,
-                                a->grad_logp2, lv.data(), cv.data(), B, w, lo, hi);
+  const size_t nb = (B + kBlock - 1) / kBlock;
+  std::vector<double> part(2 * nb);
+  parallel_for(nb, kElemGrain / kBlock, [&](size_t k0, size_t k1) {
+    float lv[kBlock], cv[kBlock];
+    for (size_t k = k0; k < k1; ++k) {
+      const size_t b0 = k * kBlock, n = B - b0 < kBlock ? B - b0 : kBlock;
+      simd_dispatch([&]() RK_LOOP {
+        if (a->variant == RK_P3O_JOINT)
+          p3o_pass<RK_P3O_JOINT>(a->logp1 + b0, a->logp2 + b0, a->old_logp1 + b0, a->old_logp2 + b0, a->rewards1 + b0,
+                                 a->rewards2 + b0, a->grad_logp1 + b0, a->grad_logp2 + b0, lv, cv, n, w, lo, hi);
+        else
+          p3o_pass<RK_P3O_SEPARATE>(a->logp1 + b0, a->logp2 + b0, a->old_logp1 + b0, a->old_logp2 + b0, a->rewards1 + b0,
+                                    a->rewards2 + b0, a->grad_logp1 + b0, a->grad_logp2 + b0, lv, cv, n, w, lo, hi);
+      });
+      double l = 0, c = 0;
+      for (size_t j = 0; j < n; ++j) {
+        l += lv[j];
+        c += cv[j];
+      }
+      part[2 * k] = l;
+      part[2 * k + 1] = c;
+    }
   });
   double loss = 0, clip = 0;
-  for (size_t b = 0; b < B; ++b) {
-    loss += lv[b];
-    clip += cv[b];
+  for (size_t k = 0; k < nb; ++k) {
+    loss += part[2 * k];
+    clip += part[2 * k + 1];
   }
   a->result[0] = denom > 0 ? loss / denom : 0.0;
   a->result[1] = B ? clip / (double)B : 0.0;

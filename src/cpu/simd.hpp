@@ -10,6 +10,7 @@
 // the lambda, use rk::clampf/maxf/minf (selects) rather than std::fmin, and rk::expf_/logf_
 // rather than libm.
 #pragma once
+#include <cstddef>
 
 namespace rk {
 
@@ -19,6 +20,11 @@ Isa detected_isa();      // what the CPU supports
 Isa isa();               // what kernels use: min(detected, forced)
 void force_isa(Isa i);   // tests: run the AVX2 and baseline paths on an AVX-512 machine
 const char* isa_name(Isa i);
+
+// Measured peak of fused multiply-adds at the current level (isa()) with the pool's threads, in
+// FLOP/s (an FMA lane is 2 FLOPs; the baseline level has no FMA and counts a multiply plus an
+// add): best of `reps` timed passes of `iters` iterations per chunk. The benchmark's compute roof.
+double fma_peak(size_t iters, int reps);
 
 #define RK_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,bmi2")))
 #define RK_TARGET_AVX2 __attribute__((target("avx2,fma,f16c,bmi2")))
