@@ -25,11 +25,19 @@
 // products per element instead of one, so the gradient keeps ~2^-17 relative precision instead of
 // bf16's 2^-9. f16: f16's narrow exponent range would flush small dZ, so dZ stays f32 and steps
 // 3–4 run as FFMA tiles (f16 operands widened when loaded). f32: FFMA everywhere.
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
 #include "../src/core/linear.hpp"
 #include "common.cuh"
 #include "linear.cuh"
 #include "mma.cuh"
 #include "preference.cuh"
+
+#ifndef RK_LINEAR_COVER
+#define RK_LINEAR_COVER(path) ((void)0)  // the host emulation (tests/cuda-emu/linear_emu.cc) counts the paths taken
+#endif
 
 namespace {
 
@@ -43,6 +51,7 @@ constexpr int kTileElems = kBM * (kBK + kPad);  // ≥ kBK·(kBM + kPad), the ro
 constexpr int kLdc = kBN + 4;                   // f32 C tile row stride
 constexpr int kBKs = 8;                         // k tile of the FFMA kernel
 constexpr int kGroupM = 8;                      // tile rasterisation: 8 row tiles per column sweep
+constexpr int kNaPad = 64;  // the backward's dZ planes hold round_up(Na, kNaPad) rows: a multiple of every k tile
 constexpr size_t kSmemC = (size_t)kBM * kLdc * 4;
 constexpr size_t kSmemPipe = (size_t)2 * kStages * kTileElems * 2;
 constexpr size_t kSmemTc = kSmemC > kSmemPipe ? kSmemC : kSmemPipe;
@@ -74,16 +83,17 @@ __device__ __forceinline__ const T* op_ptr(const Opnd& o, int r, int k) {
   return base + (o.map ? (long long)o.map[kk] : kk + o.lineoff) * o.ld + r;
 }
 
-// Tile (m, n) of linear block b: groups of kGroupM row tiles sweep all column tiles, so a group's
-// rows of A stay in L2 while B streams past once per group.
+// Tile (m, n) of linear block b (BM × BN tiles): groups of kGroupM row tiles sweep all column
+// tiles, so a group's rows of A stay in L2 while B streams past once per group.
+template <int BM = kBM, int BN = kBN>
 __device__ __forceinline__ void tile_of(unsigned b, int M, int N, int* m0, int* n0) {
-  const int num_m = (M + kBM - 1) / kBM, num_n = (N + kBN - 1) / kBN;
+  const int num_m = (M + BM - 1) / BM, num_n = (N + BN - 1) / BN;
   const unsigned per = (unsigned)kGroupM * num_n;
   const int first = (int)(b / per) * kGroupM;
   const int gsize = min(num_m - first, kGroupM);
   const int local = (int)(b % per);
-  *m0 = (first + local % gsize) * kBM;
-  *n0 = (local / gsize) * kBN;
+  *m0 = (first + local % gsize) * BM;
+  *n0 = (local / gsize) * BN;
 }
 
 // Warp shuffle of a statistics triple (tests/cuda-emu/linear_emu.cc supplies a host version, as it
@@ -169,6 +179,7 @@ __global__ void __launch_bounds__(kThreads, 2) tc_gemm(Opnd A, Opnd B, int M, in
   tile_of(blockIdx.x, M, N, &m0, &n0);
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int wm0 = (warp >> 2) * 64, wn0 = (warp & 3) * 32;
+  if (tid == 0) RK_LINEAR_COVER(0);
   float acc[4][4][4];
 #pragma unroll
   for (int i = 0; i < 4; ++i)
@@ -249,6 +260,7 @@ __global__ void __launch_bounds__(kThreads) simt_gemm(Opnd A, Opnd B, int M, int
   int m0, n0;
   tile_of(blockIdx.x, M, N, &m0, &n0);
   const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+  if (tid == 0) RK_LINEAR_COVER(1);
   float acc[8][8];
 #pragma unroll
   for (int i = 0; i < 8; ++i)
@@ -277,6 +289,349 @@ __global__ void __launch_bounds__(kThreads) simt_gemm(Opnd A, Opnd B, int M, int
   for (int i = 0; i < 8; ++i)
 #pragma unroll
     for (int j = 0; j < 8; ++j) Cs[(ty + 16 * i) * kLdc + tx + 16 * j] = acc[i][j];
+  __syncthreads();
+  epi(Cs, m0, n0, tid);
+}
+
+// ---- GEMM kernels, v2 (the default; RK_LINEAR_GEMM=v1 selects the kernels above) -----------------
+//
+// Same products, same epilogues, same results: every output element is the same sequence of
+// mma.sync (k16 steps in increasing k) or fmaf (k in increasing order) as in v1, so v2 and v1 agree
+// bit for bit. What changes is how the tiles are fed:
+//   - tensor cores: 128×256 output tiles (handed to the epilogue as two 128×128 halves), 8 warps of
+//     64×64 (2 × 4): per k16 step a warp issues 8 ldmatrix.x4 for 32 mma (v1: 6 for 16); k tiles of
+//     64 in a 3-stage cp.async pipeline with one barrier per k tile (v1: 32, so twice the barriers);
+//     XOR-swizzled shared memory (16-byte chunk c of line l at c ^ (l mod 8)) instead of padding, so
+//     ldmatrix phases and cp.async stores are bank-conflict free; fragments double-buffered in
+//     registers across the 4 k16 steps of a tile; the row offsets of k-major operands (the counted
+//     rows' map included) computed once per block into shared memory, and the plane / in-plane k of
+//     the k tile advanced incrementally, so a 16-byte copy costs a few integer instructions (v1:
+//     divisions and map loads per chunk and k tile).
+//   - FFMA: the same 128×128 tiles and 8×8 outputs per thread, but each thread's 8 rows and 8 columns
+//     are two runs of 4 (float4 shared-memory reads: 4 per 64 FMA, v1: 16), k tiles of 16 in two
+//     shared-memory buffers with the next tile's global loads in registers during the current
+//     tile's FMAs (one barrier per k tile, v1: two per 8).
+// v2 needs each operand's plane length kmod to be ≥ K or a multiple of the k tile (the launchers
+// arrange it: planes of Na_pad = round_up(Na, 64) or VC rows); otherwise run_tc / run_simt take v1.
+namespace tc2 {
+constexpr int BM = 128, BN = 256, BK = 64, ST = 3, TH = 256;
+constexpr int kTileA = BM * BK, kTileB = BN * BK;                            // 16-bit elements per stage
+constexpr size_t kPipe = (size_t)ST * (kTileA + kTileB) * 2;                 // 147456 bytes
+constexpr size_t kSmem = kPipe + (size_t)(BM + BN) * sizeof(long long);      // + row offsets: 150528
+static_assert(kSmemC <= kPipe, "the C tile reuses the pipeline's shared memory");
+}  // namespace tc2
+namespace ff2 {
+constexpr int BK = 16, LD = kBM + 4;  // k tile; row stride of a [BK][128] operand tile (floats)
+constexpr size_t kBuf = (size_t)2 * BK * LD;                                  // floats per buffer (A and B)
+constexpr size_t kLines = 2 * kBuf * 4;                                       // byte offset of the row offsets
+constexpr size_t kSmem = kSmemC > kLines + 2 * kBM * 8 ? kSmemC : kLines + 2 * kBM * 8;
+}  // namespace ff2
+
+// The k tile being loaded: its first k, and that k's plane and offset in the plane (advanced by
+// kpos_next; exact when kmod ≥ K or kmod is a multiple of the k tile).
+struct KPos {
+  int k0, pl, kb;
+};
+__device__ __forceinline__ void kpos_next(KPos& p, int kmod, int bk) {
+  p.k0 += bk;
+  p.kb += bk;
+  if (p.kb >= kmod) {
+    p.kb -= kmod;
+    ++p.pl;
+  }
+}
+
+// Element offset of the line of k-major row r (−1: no such row).
+__device__ __forceinline__ long long km_line(const Opnd& o, int r) {
+  if (r >= o.rows) return -1;
+  return (o.map ? (long long)o.map[r] : r + o.lineoff) * o.ld;
+}
+
+__device__ __forceinline__ void zero16(void* dst) { *reinterpret_cast<uint4*>(dst) = uint4{0u, 0u, 0u, 0u}; }
+
+// Loads the (R × 64) tile at (row0, p) of a 16-bit operand: k-major as [R][64] (chunk c of row r at
+// c ^ (r mod 8)), row-major as [64][R] (chunk c of k line l at c ^ (l mod 8)). Whole 16-byte chunks
+// by cp.async; zero chunks (row or k outside) by a store; a chunk at an edge, or any chunk of a
+// misaligned operand, element by element.
+template <int R, bool KM>
+__device__ __forceinline__ void tc2_load(uint16_t* sm, const Opnd& o, const long long* lines, int row0, const KPos& p, int tid) {
+  constexpr int BK = tc2::BK;
+  const uint16_t* base = static_cast<const uint16_t*>(o.p) + (long long)p.pl * o.pstride;
+  if (KM) {
+    const int kc = tid & 7, kg = p.k0 + kc * 8, kl = p.kb + kc * 8;
+    const bool knone = kg >= o.K || kl >= o.kvalid;
+    const bool kfull = o.vec && kg + 8 <= o.K && kl + 8 <= o.kvalid;
+#pragma unroll
+    for (int i = 0; i < R / 32; ++i) {
+      const int rr = (tid >> 3) + 32 * i;
+      uint16_t* dst = sm + rr * BK + ((kc ^ (rr & 7)) << 3);
+      const long long ln = lines[rr];
+      if (ln < 0 || knone) {
+        RK_LINEAR_COVER(4);
+        zero16(dst);
+      } else if (kfull) {
+        RK_LINEAR_COVER(5);
+        rkmma::cp_async16(dst, base + ln + kl, true);
+      } else {
+        RK_LINEAR_COVER(6);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) dst[e] = kg + e < o.K && kl + e < o.kvalid ? base[ln + kl + e] : (uint16_t)0;
+      }
+    }
+  } else {
+    constexpr int CPL = R / 8, LPP = tc2::TH / CPL;  // chunks per k line, k lines per pass
+    const int rc = tid % CPL, r = row0 + rc * 8;
+    const bool rnone = r >= o.rows, rfull = o.vec && r + 8 <= o.rows;
+#pragma unroll
+    for (int i = 0; i < BK / LPP; ++i) {
+      const int l = tid / CPL + LPP * i, kg = p.k0 + l, kl = p.kb + l;
+      uint16_t* dst = sm + l * R + ((rc ^ (l & 7)) << 3);
+      if (rnone || kg >= o.K || kl >= o.kvalid) {
+        RK_LINEAR_COVER(7);
+        zero16(dst);
+        continue;
+      }
+      const uint16_t* src = base + (o.map ? (long long)o.map[kl] : kl + o.lineoff) * o.ld + r;
+      if (rfull) {
+        RK_LINEAR_COVER(8);
+        rkmma::cp_async16(dst, src, true);
+      } else {
+        RK_LINEAR_COVER(9);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) dst[e] = r + e < o.rows ? src[e] : (uint16_t)0;
+      }
+    }
+  }
+}
+
+// A fragments of the warp's four 16-row tiles (rows wm0 + 16·mt) at k16 step ks (swizzled tile).
+template <bool KM>
+__device__ __forceinline__ void tc2_frag_a(uint32_t (&a)[4][4], const uint16_t* sm, int wm0, int ks, int lane) {
+  constexpr int BK = tc2::BK, BM = tc2::BM;
+#pragma unroll
+  for (int mt = 0; mt < 4; ++mt) {
+    if (KM) {
+      const int row = wm0 + mt * 16 + (lane & 15), ch = ks * 2 + (lane >> 4);
+      rkmma::ldsm_x4(a[mt], sm + row * BK + ((ch ^ (row & 7)) << 3));
+    } else {
+      const int q = lane >> 3, l = ks * 16 + (lane & 7) + (q >> 1) * 8, ch = (wm0 + mt * 16 + (q & 1) * 8) >> 3;
+      rkmma::ldsm_x4_trans(a[mt], sm + l * BM + ((ch ^ (l & 7)) << 3));
+    }
+  }
+}
+
+// B fragments of the warp's eight 8-column tiles (columns wn0 + 8·nt) at k16 step ks.
+template <bool KM>
+__device__ __forceinline__ void tc2_frag_b(uint32_t (&b)[8][2], const uint16_t* sm, int wn0, int ks, int lane) {
+  constexpr int BK = tc2::BK, BN = tc2::BN;
+  const int q = lane >> 3;
+#pragma unroll
+  for (int np = 0; np < 4; ++np) {
+    uint32_t r[4];
+    if (KM) {
+      const int row = wn0 + np * 16 + (lane & 7) + (q >> 1) * 8, ch = ks * 2 + (q & 1);
+      rkmma::ldsm_x4(r, sm + row * BK + ((ch ^ (row & 7)) << 3));
+    } else {
+      const int l = ks * 16 + (lane & 7) + (q & 1) * 8, ch = (wn0 + np * 16 + (q >> 1) * 8) >> 3;
+      rkmma::ldsm_x4_trans(r, sm + l * BN + ((ch ^ (l & 7)) << 3));
+    }
+    b[2 * np][0] = r[0];
+    b[2 * np][1] = r[1];
+    b[2 * np + 1][0] = r[2];
+    b[2 * np + 1][1] = r[3];
+  }
+}
+
+template <int DT, bool KMA, bool KMB, class Epi>
+__global__ void __launch_bounds__(tc2::TH, 1) tc_gemm2(Opnd A, Opnd B, int M, int N, int K, Epi epi) {
+  using namespace tc2;
+  unsigned char* smem_raw = rkmma::dyn_smem();
+  uint16_t* sA = reinterpret_cast<uint16_t*>(smem_raw);
+  uint16_t* sB = sA + ST * kTileA;
+  long long* linA = reinterpret_cast<long long*>(smem_raw + kPipe);
+  long long* linB = linA + BM;
+  int m0, n0;
+  tile_of<BM, BN>(blockIdx.x, M, N, &m0, &n0);
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  if (tid == 0) RK_LINEAR_COVER(2);
+  const int wm0 = (warp >> 2) * 64, wn0 = (warp & 3) * 64;
+  if (KMA)
+    for (int r = tid; r < BM; r += TH) linA[r] = km_line(A, m0 + r);
+  if (KMB)
+    for (int r = tid; r < BN; r += TH) linB[r] = km_line(B, n0 + r);
+  __syncthreads();
+  float acc[4][8][4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
+  const int ktiles = (K + BK - 1) / BK;
+  KPos pa{0, 0, 0}, pb{0, 0, 0};
+#pragma unroll
+  for (int st = 0; st < ST - 1; ++st) {
+    if (st < ktiles) {
+      tc2_load<BM, KMA>(sA + st * kTileA, A, linA, m0, pa, tid);
+      tc2_load<BN, KMB>(sB + st * kTileB, B, linB, n0, pb, tid);
+      kpos_next(pa, A.kmod, BK);
+      kpos_next(pb, B.kmod, BK);
+    }
+    rkmma::cp_async_commit();
+  }
+  int rd = 0, wr = ST - 1;  // stage read this k tile, stage loaded this k tile
+  for (int kt = 0; kt < ktiles; ++kt) {
+    rkmma::cp_async_wait<ST - 2>();  // this thread's copies of tile kt have landed
+    __syncthreads();                 // everyone's have; everyone is done with tile kt − 1 (stage wr)
+    if (kt + ST - 1 < ktiles) {
+      tc2_load<BM, KMA>(sA + wr * kTileA, A, linA, m0, pa, tid);
+      tc2_load<BN, KMB>(sB + wr * kTileB, B, linB, n0, pb, tid);
+      kpos_next(pa, A.kmod, BK);
+      kpos_next(pb, B.kmod, BK);
+    }
+    rkmma::cp_async_commit();
+    wr = wr + 1 == ST ? 0 : wr + 1;
+    const uint16_t* as = sA + rd * kTileA;
+    const uint16_t* bs = sB + rd * kTileB;
+    rd = rd + 1 == ST ? 0 : rd + 1;
+    uint32_t af[2][4][4], bf[2][8][2];
+    tc2_frag_a<KMA>(af[0], as, wm0, 0, lane);
+    tc2_frag_b<KMB>(bf[0], bs, wn0, 0, lane);
+#pragma unroll
+    for (int ks = 0; ks < BK / 16; ++ks) {
+      if (ks + 1 < BK / 16) {
+        tc2_frag_a<KMA>(af[(ks + 1) & 1], as, wm0, ks + 1, lane);
+        tc2_frag_b<KMB>(bf[(ks + 1) & 1], bs, wn0, ks + 1, lane);
+      }
+#pragma unroll
+      for (int mt = 0; mt < 4; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) rkmma::mma16816<DT>(acc[mt][nt], af[ks & 1][mt], bf[ks & 1][nt][0], bf[ks & 1][nt][1]);
+    }
+  }
+  rkmma::cp_async_wait<0>();
+  __syncthreads();
+  // the two 128-column halves in turn → the f32 C tile (reusing the pipeline's shared memory) → epi
+  float* Cs = reinterpret_cast<float*>(smem_raw);
+  const int g = lane >> 2, t = lane & 3;
+  for (int h = 0; h < BN / kBN; ++h) {
+    if (n0 + h * kBN >= N) break;  // (uniform) no columns in this half
+    if (wn0 / kBN == h) {
+#pragma unroll
+      for (int mt = 0; mt < 4; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) {
+          const int row = wm0 + mt * 16 + g, col = wn0 - h * kBN + nt * 8 + 2 * t;
+          Cs[row * kLdc + col] = acc[mt][nt][0];
+          Cs[row * kLdc + col + 1] = acc[mt][nt][1];
+          Cs[(row + 8) * kLdc + col] = acc[mt][nt][2];
+          Cs[(row + 8) * kLdc + col + 1] = acc[mt][nt][3];
+        }
+    }
+    __syncthreads();
+    epi(Cs, m0, n0 + h * kBN, tid);
+    __syncthreads();
+  }
+}
+
+// FFMA v2: the next k tile's 8 elements per operand and thread, fetched into registers (f32).
+//   k-major: k = tid mod 16, rows tid/16 + 16e;  row-major: row = tid mod 128, k lines tid/128 + 2e.
+template <int DT, bool KM>
+__device__ __forceinline__ void ff2_fetch(float (&v)[8], const Opnd& o, const long long* lines, int row0, const KPos& p, int tid) {
+  using T = typename Elt<DT>::T;
+  const T* base = static_cast<const T*>(o.p) + (long long)p.pl * o.pstride;
+  if (KM) {
+    const int kk = tid & 15, kg = p.k0 + kk, kl = p.kb + kk;
+    const bool kv = kg < o.K && kl < o.kvalid;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      const long long ln = lines[(tid >> 4) + 16 * e];
+      v[e] = kv && ln >= 0 ? Elt<DT>::f(base[ln + kl]) : 0.0f;
+    }
+  } else {
+    const int r = row0 + (tid & 127);
+    const bool rv = r < o.rows;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      const int kk = (tid >> 7) + 2 * e, kg = p.k0 + kk, kl = p.kb + kk;
+      v[e] = 0.0f;
+      if (rv && kg < o.K && kl < o.kvalid) v[e] = Elt<DT>::f(base[(o.map ? (long long)o.map[kl] : kl + o.lineoff) * o.ld + r]);
+    }
+  }
+}
+template <bool KM>
+__device__ __forceinline__ void ff2_store(float* S, const float (&v)[8], int tid) {
+#pragma unroll
+  for (int e = 0; e < 8; ++e) {
+    if (KM) S[(tid & 15) * ff2::LD + (tid >> 4) + 16 * e] = v[e];
+    else S[((tid >> 7) + 2 * e) * ff2::LD + (tid & 127)] = v[e];
+  }
+}
+
+template <int DTA, int DTB, bool KMA, bool KMB, class Epi>
+__global__ void __launch_bounds__(kThreads, 2) simt_gemm2(Opnd A, Opnd B, int M, int N, int K, Epi epi) {
+  using namespace ff2;
+  unsigned char* smem_raw = rkmma::dyn_smem();
+  float* S = reinterpret_cast<float*>(smem_raw);  // buffer b: A at S + b·kBuf, B at S + b·kBuf + BK·LD
+  long long* linA = reinterpret_cast<long long*>(smem_raw + kLines);
+  long long* linB = linA + kBM;
+  int m0, n0;
+  tile_of(blockIdx.x, M, N, &m0, &n0);
+  const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+  if (tid == 0) RK_LINEAR_COVER(3);
+  if (KMA)
+    for (int r = tid; r < kBM; r += kThreads) linA[r] = km_line(A, m0 + r);
+  if (KMB)
+    for (int r = tid; r < kBN; r += kThreads) linB[r] = km_line(B, n0 + r);
+  __syncthreads();
+  float acc[8][8];
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+#pragma unroll
+    for (int j = 0; j < 8; ++j) acc[i][j] = 0.0f;
+  const int ktiles = (K + BK - 1) / BK;
+  KPos pa{0, 0, 0}, pb{0, 0, 0};
+  float va[8], vb[8];
+  ff2_fetch<DTA, KMA>(va, A, linA, m0, pa, tid);
+  ff2_fetch<DTB, KMB>(vb, B, linB, n0, pb, tid);
+  ff2_store<KMA>(S, va, tid);
+  ff2_store<KMB>(S + BK * LD, vb, tid);
+  __syncthreads();
+  for (int kt = 0; kt < ktiles; ++kt) {
+    const bool more = kt + 1 < ktiles;
+    if (more) {
+      kpos_next(pa, A.kmod, BK);
+      kpos_next(pb, B.kmod, BK);
+      ff2_fetch<DTA, KMA>(va, A, linA, m0, pa, tid);
+      ff2_fetch<DTB, KMB>(vb, B, linB, n0, pb, tid);
+    }
+    const float* As = S + (kt & 1) * kBuf;
+    const float* Bs = As + BK * LD;
+#pragma unroll
+    for (int kk = 0; kk < BK; ++kk) {
+      const float4 a0 = *reinterpret_cast<const float4*>(As + kk * LD + ty * 4);
+      const float4 a1 = *reinterpret_cast<const float4*>(As + kk * LD + 64 + ty * 4);
+      const float4 b0 = *reinterpret_cast<const float4*>(Bs + kk * LD + tx * 4);
+      const float4 b1 = *reinterpret_cast<const float4*>(Bs + kk * LD + 64 + tx * 4);
+      const float a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+      const float b[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+#pragma unroll
+      for (int i = 0; i < 8; ++i)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+    }
+    if (more) {
+      float* nb = S + ((kt + 1) & 1) * kBuf;
+      ff2_store<KMA>(nb, va, tid);
+      ff2_store<KMB>(nb + BK * LD, vb, tid);
+    }
+    __syncthreads();
+  }
+  float* Cs = reinterpret_cast<float*>(smem_raw);
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+#pragma unroll
+    for (int j = 0; j < 8; ++j) Cs[((i >> 2) * 64 + ty * 4 + (i & 3)) * kLdc + (j >> 2) * 64 + tx * 4 + (j & 3)] = acc[i][j];
   __syncthreads();
   epi(Cs, m0, n0, tid);
 }
@@ -505,9 +860,41 @@ Opnd rows_op(const void* p, int dt, size_t D, const int32_t* map, long long line
   return o;
 }
 
+// The GEMM kernels' generation: 2 (default) or 1 (environment RK_LINEAR_GEMM=v1, read once at the
+// first launch; rk_linear_gemm_select switches it, for the GPU bench's v1 / v2 rows).
+std::atomic<int>& gemm_version() {
+  static std::atomic<int> v{[] {
+    const char* e = getenv("RK_LINEAR_GEMM");
+    return e && (!strcmp(e, "v1") || !strcmp(e, "1")) ? 1 : 2;
+  }()};
+  return v;
+}
+
+// v2 walks the k tiles with kpos_next: an operand's planes must be ≥ K long or a multiple of the k tile.
+bool v2_planes_ok(const Opnd& o, int K, int bk) { return o.kmod >= K || o.kmod % bk == 0; }
+
+// Whether the current device gives a block `bytes` of dynamic shared memory (v2's tensor-core
+// kernel needs 147 KB: sm_80 / sm_90 yes, sm_86 / sm_89 no → v1).
+bool smem_fits(size_t bytes) {
+  int dev = 0, optin = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return (size_t)optin >= bytes;
+}
+
 template <int DT, bool KMA, bool KMB, class Epi>
 cudaError_t run_tc(const Opnd& A, const Opnd& B, int M, int N, int K, const Epi& epi, cudaStream_t s) {
   if (M <= 0 || N <= 0) return cudaSuccess;
+  if (gemm_version() == 2 && v2_planes_ok(A, K, tc2::BK) && v2_planes_ok(B, K, tc2::BK) && smem_fits(tc2::kSmem)) {
+    auto kern = tc_gemm2<DT, KMA, KMB, Epi>;
+    cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)tc2::kSmem);
+    if (e != cudaSuccess) return e;
+    const size_t blocks = (size_t)((M + tc2::BM - 1) / tc2::BM) * ((N + tc2::BN - 1) / tc2::BN);
+    kern<<<(unsigned)blocks, tc2::TH, tc2::kSmem, s>>>(A, B, M, N, K, epi);
+    return cudaGetLastError();
+  }
   auto kern = tc_gemm<DT, KMA, KMB, Epi>;
   cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSmemTc);
   if (e != cudaSuccess) return e;
@@ -519,6 +906,14 @@ cudaError_t run_tc(const Opnd& A, const Opnd& B, int M, int N, int K, const Epi&
 template <int DTA, int DTB, bool KMA, bool KMB, class Epi>
 cudaError_t run_simt(const Opnd& A, const Opnd& B, int M, int N, int K, const Epi& epi, cudaStream_t s) {
   if (M <= 0 || N <= 0) return cudaSuccess;
+  if (gemm_version() == 2 && v2_planes_ok(A, K, ff2::BK) && v2_planes_ok(B, K, ff2::BK)) {
+    auto kern = simt_gemm2<DTA, DTB, KMA, KMB, Epi>;
+    cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)ff2::kSmem);
+    if (e != cudaSuccess) return e;
+    const size_t blocks = (size_t)((M + kBM - 1) / kBM) * ((N + kBN - 1) / kBN);
+    kern<<<(unsigned)blocks, kThreads, ff2::kSmem, s>>>(A, B, M, N, K, epi);
+    return cudaGetLastError();
+  }
   auto kern = simt_gemm<DTA, DTB, KMA, KMB, Epi>;
   cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSmemC);
   if (e != cudaSuccess) return e;
@@ -572,7 +967,7 @@ size_t rk_linear_cuda_scratch_bytes(size_t N, size_t Na, size_t V, size_t D, int
   (void)D;
   const size_t nvb = (V + kBN - 1) / kBN;
   if (!backward) return 3 * piece<int32_t>(N) + piece<int32_t>(1) + piece<float>(N) + piece<LseStats>(Na * nvb);
-  const size_t VC = vc_of(chunk, V), Na_pad = round_up(Na, kBK);
+  const size_t VC = vc_of(chunk, V), Na_pad = round_up(Na, kNaPad);
   const size_t planes = dtype == RK_DT_BF16 ? 2 * Na_pad * VC * 2 : Na_pad * VC * 4;
   return 2 * piece<int32_t>(N) + piece<int32_t>(1) + piece<int32_t>(Na) + 4 * piece<float>(Na) + round_up(planes, 256);
 }
@@ -669,7 +1064,7 @@ cudaError_t rk_launch_linear_logprobs_backward(const rk_linear_logprobs_backward
   float* rlse = r.take<float>(Na);
   gather_rows_kernel<<<rkc::grid_for(Na, 256), 256, 0, s>>>(act, Na, a.labels, a.grad_logp, a.grad_entropy, lse, hh, rlab, rgl, rge,
                                                             rlse, rh);
-  const size_t VC = vc_of(a.chunk, V), Na_pad = round_up(Na, kBK);
+  const size_t VC = vc_of(a.chunk, V), Na_pad = round_up(Na, kNaPad);
   const bool split = a.dtype == RK_DT_BF16;
   const long long plane = (long long)(Na_pad * VC);
   if ((e = rkc::dev_alloc(&planes, 4 * plane, s)  /* bf16: two 2-byte planes; else one f32 plane */) != cudaSuccess) { planes = nullptr; return done(e); }
@@ -716,6 +1111,11 @@ cudaError_t rk_launch_linear_logprobs_backward(const rk_linear_logprobs_backward
     }
   }
   return done(cudaSuccess);
+}
+
+int rk_linear_gemm_select(int version) {
+  std::atomic<int>& v = gemm_version();
+  return version == 1 || version == 2 ? v.exchange(version) : v.load();
 }
 
 cudaError_t rk_launch_linear_logits(const void* hidden, const void* weight, const float* bias, int dtype, size_t N, size_t V,

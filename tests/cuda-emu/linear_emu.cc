@@ -3,9 +3,17 @@
 // (fake_cuda/cuda_runtime.h), every CUDA thread a std::thread, __syncthreads a block barrier, and
 // the warp-level PTX (ldmatrix / ldmatrix.trans, mma.sync m16n8k16, shuffles, ballots) emulated
 // lane by lane from the PTX ISA's fragment layouts. The results are compared with the CPU kernels
-// (which npm test checks against the float64 js reference). What this cannot show: timing, and
-// whether the hardware agrees with the documented fragment layouts (bench/gpu/linear.cu checks that
-// on a device).
+// (which npm test checks against the float64 js reference), for both generations of the GEMM
+// kernels (v2, the default, and v1, via rk_linear_gemm_select), and v2 against v1 bit for bit (both
+// run the same mma / fmaf sequence per output element). cp.async is emulated as on the device: the
+// destination is poisoned (0xff: NaN) at issue and the copy lands at the cp.async.wait_group that
+// retires its group, so a pipeline that reads a stage before its wait and barrier, or refills a
+// stage another warp still reads, produces NaN. ldmatrix / cp.async addresses are checked (16-byte
+// aligned, inside the dynamic shared memory) and the bank conflicts of each 8-row ldmatrix phase
+// counted (v2 must be conflict free). RK_LINEAR_COVER counts the paths taken; every one of v2's
+// must be reached. What this cannot show: timing, and whether the hardware agrees with the
+// documented fragment layouts (bench/gpu/linear.cu checks that on a device).
+#include <atomic>
 #include <algorithm>
 #include <barrier>
 #include <cmath>
@@ -40,6 +48,20 @@ static std::vector<std::unique_ptr<std::barrier<>>> g_warp;
 struct Slot { const void* p; uint32_t a[4], b[2]; float f[3]; int i; };
 static Slot g_slot[1024];
 static unsigned char* g_dyn = nullptr;
+static size_t g_dyn_bytes = 0;
+static std::atomic<int> g_max_conflict{1};  // worst ldmatrix phase since the last reset (ways)
+static std::atomic<unsigned long long> g_cover[10];
+#define RK_LINEAR_COVER(path) (g_cover[path].fetch_add(1, std::memory_order_relaxed))
+
+[[noreturn]] static void emu_fail(const char* what) {
+  fprintf(stderr, "EMULATION ERROR: %s (block %u thread %d)\n", what, blockIdx.x, t_lin);
+  exit(3);
+}
+static void check_smem(const void* p, size_t n, const char* what) {
+  const unsigned char* c = static_cast<const unsigned char*>(p);
+  if (c < g_dyn || c + n > g_dyn + g_dyn_bytes) emu_fail(what);
+  if (reinterpret_cast<uintptr_t>(p) % 16) emu_fail(what);
+}
 
 inline void __syncthreads() { g_block->arrive_and_wait(); }
 inline void warp_bar() { g_warp[t_lin >> 5]->arrive_and_wait(); }
@@ -73,21 +95,49 @@ inline rk::LseStats shfl_xor_st(rk::LseStats s, int off) {
   return r;
 }
 // cuda/mma.cuh's primitives, per lane (the same semantics as tests/cuda-emu/mma_emu.hpp's, on
-// std::thread lanes): cp.async copies at issue (the pipeline's waits and barriers order it anyway).
+// std::thread lanes): cp.async poisons its destination at issue and copies at the wait that
+// retires its group.
+struct PendingCopy { void* dst; const void* src; bool fill; unsigned group; };
+thread_local std::vector<PendingCopy> t_pending;
+thread_local unsigned t_groups = 0;  // committed groups of this thread
 namespace rkmma {
 inline unsigned char* dyn_smem() { return g_dyn; }
 inline void cp_async16(void* dst, const void* src, bool fill) {
-  if (fill) memcpy(dst, src, 16);
-  else memset(dst, 0, 16);
+  check_smem(dst, 16, "cp.async destination outside the dynamic shared memory or misaligned");
+  if (reinterpret_cast<uintptr_t>(src) % 16) emu_fail("cp.async source not 16-byte aligned");
+  memset(dst, 0xff, 16);
+  t_pending.push_back({dst, src, fill, t_groups});
 }
-inline void cp_async_commit() {}
-template <int N> inline void cp_async_wait() {}
+inline void cp_async_commit() { ++t_groups; }
+template <int N> inline void cp_async_wait() {
+  std::vector<PendingCopy> keep;
+  for (auto& c : t_pending) {
+    if (c.group + N < t_groups) {  // all but the newest N committed groups complete
+      if (c.fill) memcpy(c.dst, c.src, 16);
+      else memset(c.dst, 0, 16);
+    } else {
+      keep.push_back(c);
+    }
+  }
+  t_pending.swap(keep);
+}
 // ldmatrix .x4: lanes 8q..8q+7 give the row addresses of matrix q; lane l receives, of matrix q,
 // (row l/4, cols 2(l%4), 2(l%4)+1), or with .trans (rows 2(l%4), 2(l%4)+1, col l/4).
 inline void ldsm(uint32_t (&r)[4], const void* p, bool trans) {
+  check_smem(p, 16, "ldmatrix row outside the dynamic shared memory or misaligned");
   my_slot().p = p;
   warp_bar();
   const int lane = t_lin & 31;
+  if (lane == 0)
+    for (int q = 0; q < 4; ++q) {  // bank conflicts of the phase of matrix q (8 rows × 16 bytes)
+      int count[32] = {};
+      for (int k = 0; k < 8; ++k)
+        for (int w = 0; w < 4; ++w)
+          ++count[((static_cast<const unsigned char*>(lane_slot(8 * q + k).p) - g_dyn) / 4 + w) % 32];
+      const int worst = *std::max_element(count, count + 32);
+      int cur = g_max_conflict.load();
+      while (worst > cur && !g_max_conflict.compare_exchange_weak(cur, worst)) {}
+    }
   for (int q = 0; q < 4; ++q) {
     uint16_t lo, hi;
     if (!trans) {
@@ -146,6 +196,8 @@ void emu_launch(dim3 g, dim3 b, size_t smem, void*, K kern, A... args) {
   blockDim.x = b.x;
   blockDim.y = b.y;
   g_dyn = static_cast<unsigned char*>(aligned_alloc(256, (smem + 256) / 256 * 256));
+  g_dyn_bytes = smem;
+  memset(g_dyn, 0xff, (smem + 256) / 256 * 256);  // uninitialised shared memory reads as NaN
   for (unsigned bx = 0; bx < g.x; ++bx) {
     blockIdx.x = bx;
     std::barrier<> block(n);
@@ -159,6 +211,7 @@ void emu_launch(dim3 g, dim3 b, size_t smem, void*, K kern, A... args) {
         threadIdx.y = t / b.x;
         t_lin = (int)t;
         kern(args...);
+        if (!t_pending.empty()) emu_fail("cp.async copies still pending at thread exit");
       });
     for (auto& th : ts) th.join();
   }
@@ -210,52 +263,125 @@ static Data make(std::mt19937& g, size_t n, float scale, int dt) {
   return d;
 }
 
-static void run_case(size_t N, size_t V, size_t D, int dt, bool bias, size_t chunk, float tau, unsigned seed) {
+// Bit-for-bit equality (v2 against v1: the same mma / fmaf sequence per element).
+static void same(const char* what, const std::vector<float>& got, const std::vector<float>& want) {
+  ++g_checks;
+  size_t bad = 0, first = got.size();
+  for (size_t i = 0; i < got.size(); ++i)
+    if (memcmp(&got[i], &want[i], 4)) { if (first == got.size()) first = i; ++bad; }
+  if (bad) { ++g_fail; printf("FAIL %-44s %zu/%zu differ from v1 (first [%zu]: %g vs %g)\n", what, bad, got.size(), first, (double)got[first], (double)want[first]); }
+  else printf("ok   %-44s n=%zu identical to v1\n", what, got.size());
+}
+
+// The outputs of one run of the emulated CUDA entry points.
+struct Outs { std::vector<float> lp, ls, h, gh[2], gw[2], gb[2], logits; };
+
+static void run_case(size_t N, size_t V, size_t D, int dt, bool bias, size_t chunk, float tau, unsigned seed, bool all_ignored = false) {
   std::mt19937 g(seed);
   Data H = make(g, N * D, 1.0f, dt), W = make(g, V * D, 1.5f / std::sqrt((float)D), dt), Bv = make(g, V, 1.0f, RK_DT_F32);
   std::vector<int32_t> lab(N);
-  for (size_t i = 0; i < N; ++i) lab[i] = i % 7 == 3 ? -100 : (int32_t)(g() % V);
+  for (size_t i = 0; i < N; ++i) lab[i] = all_ignored || i % 7 == 3 ? -100 : (int32_t)(g() % V);
   char name[160];
-  snprintf(name, sizeof name, "N=%zu V=%zu D=%zu dt=%d bias=%d chunk=%zu", N, V, D, dt, (int)bias, chunk);
-  printf("-- %s\n", name);
-  std::vector<float> lp1(N), ls1(N), h1(N), lp2(N), ls2(N), h2(N);
-  rk_linear_logprobs_args a{H.p(dt), W.p(dt), bias ? Bv.f.data() : nullptr, dt, lab.data(), N, V, D, chunk, tau, -100, lp1.data(), ls1.data(), h1.data()};
-  rk_cpu_linear_logprobs(&a);
-  a.logp = lp2.data(); a.lse = ls2.data(); a.entropy = h2.data();
-  char err[256] = {0};
-  if (rk_cuda_linear_logprobs(&a, err, sizeof err)) { ++g_fail; printf("FAIL forward: %s\n", err); return; }
-  close("logp", lp2.data(), lp1.data(), N);
-  close("lse", ls2.data(), ls1.data(), N);
-  close("entropy", h2.data(), h1.data(), N);
+  snprintf(name, sizeof name, "N=%zu V=%zu D=%zu dt=%d bias=%d chunk=%zu%s", N, V, D, dt, (int)bias, chunk, all_ignored ? " all ignored" : "");
   std::vector<float> gl(N), ge(N);
   for (auto& x : gl) x = (float)(g() % 2001) / 1000.0f - 1.0f;
   for (auto& x : ge) x = (float)(g() % 2001) / 1000.0f - 1.0f;
+  // the CPU kernels
+  Outs c;
+  c.lp.resize(N); c.ls.resize(N); c.h.resize(N);
+  rk_linear_logprobs_args a{H.p(dt), W.p(dt), bias ? Bv.f.data() : nullptr, dt, lab.data(), N, V, D, chunk, tau, -100, c.lp.data(), c.ls.data(), c.h.data()};
+  rk_cpu_linear_logprobs(&a);
+  auto bargs = [&](int mode, Outs& o) {
+    return rk_linear_logprobs_backward_args{H.p(dt), W.p(dt), bias ? Bv.f.data() : nullptr, dt, lab.data(), N, V, D, chunk, tau, -100,
+                                            gl.data(), mode ? ge.data() : nullptr, c.ls.data(), mode ? c.h.data() : nullptr,
+                                            o.gh[mode].data(), o.gw[mode].data(), bias ? o.gb[mode].data() : nullptr};
+  };
   for (int mode = 0; mode < 2; ++mode) {
-    std::vector<float> gh1(N * D), gw1(V * D), gb1(V), gh2(N * D, NAN), gw2(V * D, NAN), gb2(V, NAN);
-    rk_linear_logprobs_backward_args b{H.p(dt), W.p(dt), bias ? Bv.f.data() : nullptr, dt, lab.data(), N, V, D, chunk, tau, -100,
-                                       gl.data(), mode ? ge.data() : nullptr, ls1.data(), mode ? h1.data() : nullptr, gh1.data(), gw1.data(),
-                                       bias ? gb1.data() : nullptr};
+    c.gh[mode].resize(N * D); c.gw[mode].resize(V * D); c.gb[mode].resize(V);
+    auto b = bargs(mode, c);
     rk_cpu_linear_logprobs_backward(&b);
-    b.grad_hidden = gh2.data(); b.grad_weight = gw2.data(); b.grad_bias = bias ? gb2.data() : nullptr;
-    if (rk_cuda_linear_logprobs_backward(&b, err, sizeof err)) { ++g_fail; printf("FAIL backward: %s\n", err); return; }
-    close(mode ? "gradHidden (entropy)" : "gradHidden", gh2.data(), gh1.data(), N * D);
-    close(mode ? "gradWeight (entropy)" : "gradWeight", gw2.data(), gw1.data(), V * D);
-    if (bias) close("gradBias", gb2.data(), gb1.data(), V);
   }
-  std::vector<float> l1(N * V), l2(N * V, NAN);
-  rk_cpu_linear_logits(H.p(dt), W.p(dt), bias ? Bv.f.data() : nullptr, dt, N, V, D, 0, l1.data());
-  if (rk_cuda_linear_logits(H.p(dt), W.p(dt), bias ? Bv.f.data() : nullptr, dt, N, V, D, l2.data(), err, sizeof err)) { ++g_fail; printf("FAIL logits: %s\n", err); return; }
-  close("logits", l2.data(), l1.data(), N * V, 2e-5);
+  c.logits.resize(N * V);
+  rk_cpu_linear_logits(H.p(dt), W.p(dt), bias ? Bv.f.data() : nullptr, dt, N, V, D, 0, c.logits.data());
+  // the emulated CUDA entry points, v2 then v1 (outputs poisoned with NaN first)
+  Outs r[2];
+  char err[256] = {0};
+  for (int v = 2; v >= 1; --v) {
+    Outs& o = r[v - 1];
+    rk_linear_gemm_select(v);
+    printf("-- %s, GEMM v%d\n", name, v);
+    o.lp.assign(N, NAN); o.ls.assign(N, NAN); o.h.assign(N, NAN);
+    a.logp = o.lp.data(); a.lse = o.ls.data(); a.entropy = o.h.data();
+    if (rk_cuda_linear_logprobs(&a, err, sizeof err)) { ++g_fail; printf("FAIL forward: %s\n", err); return; }
+    close("logp", o.lp.data(), c.lp.data(), N);
+    close("lse", o.ls.data(), c.ls.data(), N);
+    close("entropy", o.h.data(), c.h.data(), N);
+    for (int mode = 0; mode < 2; ++mode) {
+      o.gh[mode].assign(N * D, NAN); o.gw[mode].assign(V * D, NAN); o.gb[mode].assign(V, NAN);
+      auto b = bargs(mode, o);
+      if (rk_cuda_linear_logprobs_backward(&b, err, sizeof err)) { ++g_fail; printf("FAIL backward: %s\n", err); return; }
+      close(mode ? "gradHidden (entropy)" : "gradHidden", o.gh[mode].data(), c.gh[mode].data(), N * D);
+      close(mode ? "gradWeight (entropy)" : "gradWeight", o.gw[mode].data(), c.gw[mode].data(), V * D);
+      if (bias) close(mode ? "gradBias (entropy)" : "gradBias", o.gb[mode].data(), c.gb[mode].data(), V);
+    }
+    o.logits.assign(N * V, NAN);
+    if (rk_cuda_linear_logits(H.p(dt), W.p(dt), bias ? Bv.f.data() : nullptr, dt, N, V, D, o.logits.data(), err, sizeof err)) { ++g_fail; printf("FAIL logits: %s\n", err); return; }
+    close("logits", o.logits.data(), c.logits.data(), N * V, 2e-5);
+  }
+  same("v2: logp", r[1].lp, r[0].lp);
+  same("v2: lse", r[1].ls, r[0].ls);
+  same("v2: entropy", r[1].h, r[0].h);
+  for (int mode = 0; mode < 2; ++mode) {
+    same(mode ? "v2: gradHidden (entropy)" : "v2: gradHidden", r[1].gh[mode], r[0].gh[mode]);
+    same(mode ? "v2: gradWeight (entropy)" : "v2: gradWeight", r[1].gw[mode], r[0].gw[mode]);
+    if (bias) same(mode ? "v2: gradBias (entropy)" : "v2: gradBias", r[1].gb[mode], r[0].gb[mode]);
+  }
+  same("v2: logits", r[1].logits, r[0].logits);
 }
 
-int main() {
-  run_case(1, 7, 7, RK_DT_F32, false, 0, 1.0f, 1);
-  run_case(1, 7, 7, RK_DT_BF16, true, 0, 1.0f, 2);
-  run_case(9, 300, 40, RK_DT_BF16, true, 128, 0.8f, 3);    // D % 8 == 0: cp.async path; 3 chunks
-  run_case(9, 300, 33, RK_DT_F16, false, 128, 1.0f, 4);    // D odd: element-wise loads
-  run_case(9, 300, 40, RK_DT_F32, true, 128, 1.0f, 5);
-  run_case(150, 130, 64, RK_DT_BF16, true, 0, 1.0f, 6);    // two row tiles, two column tiles
-  run_case(150, 130, 64, RK_DT_F16, true, 0, 1.0f, 7);
+int main(int argc, char** argv) {
+  int only = 0;  // --case K: only the K-th case (1-based), no path / conflict summary
+  for (int i = 1; i + 1 < argc; ++i)
+    if (!strcmp(argv[i], "--case")) only = atoi(argv[i + 1]);
+  rk_linear_gemm_select(2);
+  int k = 0;
+  auto pick = [&] { return !only || ++k == only; };
+  if (pick()) run_case(1, 7, 7, RK_DT_F32, false, 0, 1.0f, 1);
+  if (pick()) run_case(1, 7, 7, RK_DT_BF16, true, 0, 1.0f, 2);
+  if (pick()) run_case(9, 300, 40, RK_DT_BF16, true, 128, 0.8f, 3);    // D % 8 == 0: cp.async path; 3 chunks
+  if (pick()) run_case(9, 300, 33, RK_DT_F16, false, 128, 1.0f, 4);    // D odd: element-wise loads
+  if (pick()) run_case(9, 300, 40, RK_DT_F32, true, 128, 1.0f, 5);
+  if (pick()) run_case(150, 130, 64, RK_DT_BF16, true, 0, 1.0f, 6);    // two row tiles, two column tiles (v1), two halves (v2)
+  if (pick()) run_case(150, 130, 64, RK_DT_F16, true, 0, 1.0f, 7);
+  if (pick()) run_case(4, 50, 8, RK_DT_BF16, true, 0, 1.0f, 8, true);  // every row ignored: no GEMM, outputs 0
+  if (pick()) run_case(4, 50, 8, RK_DT_F32, false, 0, 1.0f, 9, true);
+  // v2's edges: V = 300 with chunk 256 (a 256-column tile whose second half is partial or absent,
+  // a last chunk of 44 columns: row-major rows not a multiple of 8), Na = 60 (planes of 64 rows, 4
+  // of them zero), D = 72 (a k tile of 8), two row tiles and D = 136 (3 k tiles), f32 / f16 FFMA
+  // with K not a multiple of 16, odd N / V / D.
+  if (pick()) run_case(70, 300, 72, RK_DT_BF16, true, 256, 0.9f, 10);
+  if (pick()) run_case(70, 300, 72, RK_DT_F16, true, 256, 1.1f, 11);
+  if (pick()) run_case(161, 259, 136, RK_DT_BF16, false, 0, 1.0f, 12);
+  if (pick()) run_case(33, 129, 37, RK_DT_F32, true, 0, 1.0f, 13);
+  if (pick()) run_case(45, 257, 51, RK_DT_BF16, true, 128, 1.0f, 14);  // D odd: v2 element-wise loads everywhere
+  if (only) {
+    printf("\nemulated CUDA checks (case %d only): %d of %d failed\n", only, g_fail, g_checks);
+    return g_fail ? 1 : 0;
+  }
+  // every path of the v2 loaders (and both kernels of each generation) reached
+  const char* paths[10] = {"v1 tensor-core kernel", "v1 FFMA kernel", "v2 tensor-core kernel", "v2 FFMA kernel", "v2 k-major zero chunk",
+                           "v2 k-major cp.async", "v2 k-major element-wise", "v2 row-major zero chunk", "v2 row-major cp.async",
+                           "v2 row-major element-wise"};
+  for (int p = 0; p < 10; ++p) {
+    ++g_checks;
+    const unsigned long long n = g_cover[p].load();
+    if (!n) { ++g_fail; printf("FAIL path never taken: %s\n", paths[p]); }
+    else printf("ok   path %-40s taken %llu times\n", paths[p], n);
+  }
+  ++g_checks;
+  printf("%s  worst ldmatrix phase: %d-way bank conflict (v1 padded, v2 swizzled tiles: both must be conflict free)\n",
+         g_max_conflict.load() == 1 ? "ok  " : "FAIL", g_max_conflict.load());
+  if (g_max_conflict.load() != 1) ++g_fail;
   printf("\nemulated CUDA checks: %d of %d failed\n", g_fail, g_checks);
   return g_fail ? 1 : 0;
 }
