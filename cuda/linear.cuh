@@ -17,7 +17,8 @@ cudaError_t rk_launch_linear_logits(const void* hidden, const void* weight, cons
 // Scratch bytes of a launcher with Na counted rows: forward (backward = 0, entropy or not) or
 // backward (1, lse and the entropy given).
 size_t rk_linear_cuda_scratch_bytes(size_t N, size_t Na, size_t V, size_t D, int dtype, size_t chunk, int backward);
-// The GEMM kernels of the family: version 2 (default) or 1 (the first generation, also chosen by
-// the environment variable RK_LINEAR_GEMM=v1, read once). Sets it when version is 1 or 2 (the next
-// launches use it) and returns the previous one; any other value only returns the current one.
+// The GEMM kernels of the family: version 1 (default) or 2 (the second generation, opt-in until a
+// GPU run has verified it; also chosen by the environment variable RK_LINEAR_GEMM=v2, read once).
+// Sets it when version is 1 or 2 (the next launches use it) and returns the previous one; any other
+// value only returns the current one.
 int rk_linear_gemm_select(int version);

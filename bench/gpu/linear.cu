@@ -205,4 +205,17 @@ void gpu_bench_linear(rkg::Reporter& r) {
   for (int type = 0; type < RK_PREF_NTYPES; ++type) check_preference(r, g, type, type % 2 ? RK_DT_F32 : RK_DT_BF16);
   bench_case(r, 16384, 128256, 4096, RK_DT_BF16, true, true);
   if (!r.quick) bench_case(r, 4096, 32000, 4096, RK_DT_F32, false, false);
+  // The second-generation GEMM kernels (opt-in, RK_LINEAR_GEMM=v2): the same checks and the same
+  // big cases again with them, so one run decides whether v2 may become the default.
+  const int was = rk_linear_gemm_select(2);
+  std::printf("linear: GEMM v2 (second generation) rows follow\n");
+  rkg::Rand g2(42);
+  for (C c : {C{9, 300, 40, RK_DT_BF16, true, 128, 0.8f, false}, C{300, 5003, 128, RK_DT_F16, false, 0, 1.0f, false},
+              C{64, 32000, 256, RK_DT_BF16, true, 0, 1.0f, false}, C{200, 777, 7, RK_DT_F32, false, 0, 1.3f, false},
+              C{37, 1000, 64, RK_DT_F32, true, 256, 0.7f, false}})
+    check_case(r, g2, c.N, c.V, c.D, c.dt, c.bias, c.chunk, c.tau, c.none);
+  check_preference(r, g2, 0, RK_DT_BF16);
+  bench_case(r, 16384, 128256, 4096, RK_DT_BF16, true, true);
+  if (!r.quick) bench_case(r, 4096, 32000, 4096, RK_DT_F32, false, false);
+  rk_linear_gemm_select(was);
 }

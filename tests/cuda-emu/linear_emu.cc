@@ -4,7 +4,7 @@
 // the warp-level PTX (ldmatrix / ldmatrix.trans, mma.sync m16n8k16, shuffles, ballots) emulated
 // lane by lane from the PTX ISA's fragment layouts. The results are compared with the CPU kernels
 // (which npm test checks against the float64 js reference), for both generations of the GEMM
-// kernels (v2, the default, and v1, via rk_linear_gemm_select), and v2 against v1 bit for bit (both
+// kernels (v1, the default, and v2, opt-in; both via rk_linear_gemm_select), and v2 against v1 bit for bit (both
 // run the same mma / fmaf sequence per output element). cp.async is emulated as on the device: the
 // destination is poisoned (0xff: NaN) at issue and the copy lands at the cp.async.wait_group that
 // retires its group, so a pipeline that reads a stage before its wait and barrier, or refills a
