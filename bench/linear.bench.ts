@@ -2,7 +2,7 @@
  * Benchmarks of the linear family (SPEC §8), at the issue's size N = 4096, D = 4096, V = 32000 f32
  * (~1.07 TFLOP per forward):
  * - the GEMM alone (logits = hidden·Wᵀ, our own kernel, f32 [N, V] written): target ≥ 60% of this
- *   machine's measured FMA peak (register-only FMA chains, `fmaPeak`);
+ *   machine's measured FMA peak (register-only FMA chains, `fmaPeakCpuTime`);
  * - linearLogprobs (fused): target ≤ 1.15× the GEMM alone, scratch ≤ N·V·4/8 bytes;
  * - the unfused GEMM + logprobs, linearLogprobs with entropy, bf16 inputs, the backward;
  * - a small case (per-call overhead, and the js reference).
@@ -23,7 +23,7 @@ interface LinearBenchNative {
   linearLogits(N: number, V: number, D: number, dt: number, hidden: Float32Array | Uint16Array, weight: Float32Array | Uint16Array,
     bias: Float32Array | null, logits: Float32Array, chunk: number, cuda: boolean): void;
   linearScratchBytes(Na: number, V: number, D: number, chunk: number, backward: boolean): number;
-  fmaPeak(threads: number, width: number, seconds: number): number;
+  fmaPeakCpuTime(threads: number, width: number, seconds: number): number;
 }
 const nat = () => native as unknown as LinearBenchNative;
 
@@ -141,7 +141,7 @@ async function main() {
   const quick = process.argv.includes('--quick');
   if (!native) throw new Error('the native addon is not built');
   const info = rk.backends();
-  const peak1 = nat().fmaPeak(1, 0, 1), peak2 = nat().fmaPeak(info.threads, 0, 1);
+  const peak1 = nat().fmaPeakCpuTime(1, 0, 1), peak2 = nat().fmaPeakCpuTime(info.threads, 0, 1);
   console.log(`FMA peak (${info.simd}, register-only FMA chains, per thread CPU-second): ${(peak1 / 1e9).toFixed(1)} GFLOP/s on 1 thread, ` +
     `${(peak2 / 1e9).toFixed(1)} GFLOP/s on ${info.threads} threads`);
   const cs = cases({ quick, oneThread: false, jsMaxSeconds: 1 });

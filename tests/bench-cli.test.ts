@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import * as rk from '../ts/index.js';
 import { baseName, loadSpecs, main, parseArgs, planCases, planConfigs, Progress, selectSpecs, type Io } from '../bench/cli.js';
 import { dims, specsFromCases, summarize, tokenSizes, vocabSizes, type OpCase } from '../bench/harness.js';
-import { parseBytes, type LlcInfo, type Roofs, type Simd } from '../bench/machine.js';
+import { measureRoofs, parseBytes, type LlcInfo, type Roofs, type Simd } from '../bench/machine.js';
 import { loadOrt, logSoftmaxGatherModel, peerLogSoftmaxGather, setOrtLoader, type OrtLike } from '../bench/peers.js';
 import { compareReports, floorOf, markdownTable, panelPoints, residencyOf, rooflineSvg, rowKey, SCHEMA, summaryTable, validateReport, type Report, type Row } from '../bench/report.js';
 
@@ -246,6 +246,14 @@ describe('bench CLI: floor, report and schema', () => {
     expect(comp.bound).toBe('compute');
     expect(comp.seconds).toBeCloseTo(1, 12);
     expect(floorOf(150e9, 0, 'cache', fakeRoofs, 'avx512', 2).seconds).toBeCloseTo(1, 12);
+  });
+  // The probe's real roofs call the addon (copyBandwidth, fmaPeak(iters, reps)): a signature that
+  // drifts (another export of the same name) must fail here, not at the first `npm run bench`.
+  it.skipIf(!rk.backends().cpu)('measures the real roofs through the addon (tiny working sets)', async () => {
+    const r = await measureRoofs(256 * 1024, [1], ['baseline'], true);
+    expect(r.copy.dram[1]).toBeGreaterThan(1e8);
+    expect(r.copy.cache[1]).toBeGreaterThan(1e8);
+    expect(r.fma.baseline![1]).toBeGreaterThan(1e8);
   });
   it('summarizes samples into median and quartiles', () => {
     const t = summarize([5, 1, 3, 2, 4]);

@@ -8,7 +8,7 @@
  * same rules its install-time check used. `RLHF_KERNELS_ADDON` (env) replaces the list. If none
  * loads, every op runs on the `js` backend and one warning says why.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,6 +55,29 @@ const candidates = process.env.RLHF_KERNELS_ADDON
   ? [resolve(process.env.RLHF_KERNELS_ADDON)]
   : [join(root, 'build-cuda', 'Release', 'rlhf_kernels.node'), join(root, 'build', 'Release', 'rlhf_kernels.node')];
 
+/**
+ * A CUDA build in `build-cuda/` shadows `build/Release/`: after C++ changes rebuilt only the latter
+ * (`npm run build:gyp`), the older CUDA build would still be the one loaded, running old code.
+ * Say so once (the newer build is not loaded instead: which build runs stays the documented order).
+ */
+function warnIfStale(p: string): void {
+  if (p !== candidates[0] || process.env.RLHF_KERNELS_ADDON) return;
+  try {
+    const cpuBuild = candidates[1];
+    if (!existsSync(cpuBuild)) return;
+    const older = statSync(cpuBuild).mtimeMs - statSync(p).mtimeMs;
+    if (older > 60_000)
+      process.emitWarning(
+        `rlhf-kernels: loading ${p}, which is older than ${cpuBuild} (by ${Math.round(older / 60_000)} min): ` +
+          `the C++ sources may have changed since; rebuild it (npm run build:cuda), delete build-cuda/, ` +
+          `or choose one with RLHF_KERNELS_ADDON.`,
+        { code: 'RLHF_KERNELS_STALE_BUILD' },
+      );
+  } catch {
+    /* a stat failure only loses the hint */
+  }
+}
+
 function load(): { addon: NativeCore | null; path: string | null; error: string | null } {
   if (process.env.RLHF_KERNELS_NO_NATIVE === '1')
     return { addon: null, path: null, error: 'disabled by RLHF_KERNELS_NO_NATIVE=1' };
@@ -64,7 +87,9 @@ function load(): { addon: NativeCore | null; path: string | null; error: string 
   for (const p of tried) {
     if (!existsSync(p)) continue;
     try {
-      return { addon: req(p) as NativeCore, path: p, error: null };
+      const addon = req(p) as NativeCore;
+      warnIfStale(p);
+      return { addon, path: p, error: null };
     } catch (e) {
       errors.push(`${p}: ${(e as Error).message}`);
     }
