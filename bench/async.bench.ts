@@ -15,7 +15,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as rk from '../ts/index.js';
 import { cpus } from 'node:os';
 import { randn } from './harness.js';
@@ -125,7 +125,10 @@ async function main() {
   console.log(`wrote ${path}`);
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+// Only when run as a script: the bench CLI imports every *.bench.ts to collect its ops (this file
+// has none), and an import must not run this bench or rewrite its results.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href)
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
