@@ -113,6 +113,32 @@ for (const backend of nativeBackends()) {
       });
     });
 
+    // Groups of 2..16 take the native 16-groups-per-tile path (templated K = 2, 4, 8, 16; runtime
+    // K otherwise); K = 1 and K > 16 the per-group one. G around the tile width and its tail;
+    // a group with a NaN and one with a large offset (mean ≫ spread) must stay per-group exact.
+    it('groupAdvantages: small groups (tile path), tails, NaN and offset groups, every SIMD level', () => {
+      atEverySimdLevel((level) => {
+        for (const K of [1, 2, 3, 4, 5, 8, 15, 16, 17]) {
+          for (const G of [1, 15, 16, 17, 33, 1000]) {
+            const r = rng(900 + 31 * K + G);
+            const n = G * K;
+            const sd = r.f32(n, 1.5);
+            if (G > 2 && K > 1) { // (a group of 1 is 0 whatever its score: no NaN there)
+              sd[K] = NaN; // group 1
+              for (let k = 0; k < K; k++) sd[2 * K + k] = 1000 + 0.01 * k; // group 2
+            }
+            const scores = rk.tensor(sd, [n]);
+            for (const method of ['grpo', 'drgrpo', 'rloo'] as const) {
+              if (method === 'rloo' && K < 2) continue;
+              const want = rk.groupAdvantages({ scores }, { groupSize: K, method, backend: 'js' }).advantages;
+              const got = rk.groupAdvantages({ scores }, { groupSize: K, method, backend, out: { advantages: poisoned([n]) } }).advantages;
+              const S = groupScale(scores.data, scores.data, G, K, method, want.data);
+              expectClose(got.data, want.data, `groupAdvantages ${level} ${method} G=${G} K=${K}`, { scale: S });
+            }
+          }
+        }
+      });
+    });
     it('whiten, groupAdvantages, ensembleRewards, winRateRewards on many shapes', () => {
       atEverySimdLevel((level) => {
         for (const [si, [B, T]] of SHAPES_2D.entries()) {

@@ -449,6 +449,71 @@ extern "C" void rk_cpu_whiten(const rk_whiten_args* a) {
   });
 }
 
+namespace rk {
+namespace {
+
+// Small groups (K ≤ 16: GRPO's usual 4–16 samples per prompt): one group at a time is a chain of
+// a few dependent float64 adds, a square root and a division, which latency, not bandwidth, limits
+// (37% of the copy bandwidth at K = 8 at every SIMD level). Instead a block of 16 groups is
+// transposed into a tile x[k][g] (group g in lane g), the statistics are computed across the 16
+// groups with vector loops (float64 sums in k order, as the per-group path), the tile is
+// transformed in place and transposed back. KC is K when known at compile time, else 0 (runtime).
+// Measured (4M groups of 8, 2 threads, same process and minute, old vs new): grpo 16–20 → 7.2–8.9
+// ms at AVX-512, 16.1 → 10.6–12.1 ms at AVX2; rloo 10.4–12.4 → 5.6–5.8 ms at AVX-512.
+constexpr size_t kGroupLanes = 16;
+constexpr size_t kSmallGroup = 16;
+
+template <int KC>
+RK_LOOP inline void group_block(const float* __restrict s, float* __restrict out, size_t gb, size_t Kr, int method,
+                                double invK, double invK1, float eps) {
+  const size_t K = KC ? (size_t)KC : Kr;
+  alignas(64) float x[kSmallGroup][kGroupLanes];
+  alignas(64) double sum[kGroupLanes], q[kGroupLanes];
+  alignas(64) float meanf[kGroupLanes], rinv[kGroupLanes];
+  for (size_t g = 0; g < gb; ++g)
+    for (size_t k = 0; k < K; ++k) x[k][g] = s[g * K + k];
+  for (size_t k = 0; k < K; ++k)
+    for (size_t g = gb; g < kGroupLanes; ++g) x[k][g] = 0.0f;  // padding lanes: finite, never stored
+  for (size_t g = 0; g < kGroupLanes; ++g) sum[g] = 0.0;
+  for (size_t k = 0; k < K; ++k)
+    for (size_t g = 0; g < kGroupLanes; ++g) sum[g] += (double)x[k][g];
+  if (method == RK_GROUP_RLOO) {
+    for (size_t k = 0; k < K; ++k)
+      for (size_t g = 0; g < kGroupLanes; ++g) x[k][g] = (float)((double)x[k][g] - (sum[g] - (double)x[k][g]) * invK1);
+  } else {
+    for (size_t g = 0; g < kGroupLanes; ++g) meanf[g] = (float)(sum[g] * invK);
+    if (method == RK_GROUP_GRPO) {
+      for (size_t g = 0; g < kGroupLanes; ++g) q[g] = 0.0;
+      for (size_t k = 0; k < K; ++k)
+        for (size_t g = 0; g < kGroupLanes; ++g) {
+          const double d = (double)x[k][g] - sum[g] * invK;
+          q[g] += d * d;
+        }
+      for (size_t g = 0; g < kGroupLanes; ++g) rinv[g] = 1.0f / (std::sqrt((float)(q[g] * invK1)) + eps);
+      for (size_t k = 0; k < K; ++k)
+        for (size_t g = 0; g < kGroupLanes; ++g) x[k][g] = (x[k][g] - meanf[g]) * rinv[g];
+    } else {
+      for (size_t k = 0; k < K; ++k)
+        for (size_t g = 0; g < kGroupLanes; ++g) x[k][g] = x[k][g] - meanf[g];
+    }
+  }
+  for (size_t g = 0; g < gb; ++g)
+    for (size_t k = 0; k < K; ++k) out[g * K + k] = x[k][g];
+}
+
+template <int KC>
+void small_groups(const rk_group_adv_args* a, size_t g0, size_t g1, double invK, double invK1) {
+  simd_dispatch([&]() RK_LOOP {
+    for (size_t g = g0; g < g1; g += kGroupLanes) {
+      const size_t gb = g1 - g < kGroupLanes ? g1 - g : kGroupLanes;
+      group_block<KC>(a->scores + g * a->K, a->advantages + g * a->K, gb, a->K, a->method, invK, invK1, a->eps);
+    }
+  });
+}
+
+}  // namespace
+}  // namespace rk
+
 extern "C" void rk_cpu_group_advantages(const rk_group_adv_args* a) {
   using namespace rk;
   const size_t G = a->G, K = a->K;
@@ -468,6 +533,19 @@ extern "C" void rk_cpu_group_advantages(const rk_group_adv_args* a) {
   const size_t grain = K >= kElemGrain ? 1 : kElemGrain / K;
   const double invK = 1.0 / (double)K, invK1 = K > 1 ? 1.0 / (double)(K - 1) : 0.0;
   const float eps = a->eps;
+  if (K >= 2 && K <= kSmallGroup) {
+    // (grpo with K = 1 gives 0 and rloo needs K ≥ 2: the per-group path below keeps K = 1)
+    parallel_for(G, grain, [&](size_t g0, size_t g1) {
+      switch (K) {
+        case 2: small_groups<2>(a, g0, g1, invK, invK1); break;
+        case 4: small_groups<4>(a, g0, g1, invK, invK1); break;
+        case 8: small_groups<8>(a, g0, g1, invK, invK1); break;
+        case 16: small_groups<16>(a, g0, g1, invK, invK1); break;
+        default: small_groups<0>(a, g0, g1, invK, invK1); break;
+      }
+    });
+    return;
+  }
   parallel_for(G, grain, [&](size_t g0, size_t g1) {
     for (size_t g = g0; g < g1; ++g) {
       const float* s = a->scores + g * K;
