@@ -5,7 +5,7 @@
  * and works as a dependency is checked by `.ci/run`'s consumer step, which needs `npm pack`.)
  */
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -95,7 +95,7 @@ describe('package: where the loader finds the addon', () => {
    * temporary folder, with copies of the loaded addon at `builds`; returns what the loader picked
    * there (path relative to that root) or its load error.
    */
-  function pick(name: string, builds: string[]): { path: string | null; error: string | null } {
+  function pick(name: string, builds: string[], olderMinutes: Record<string, number> = {}): { path: string | null; error: string | null; warnings: string[] } {
     const dir = join(tmp, name);
     cpSync(join(root, 'ts'), join(dir, 'ts'), { recursive: true });
     cpSync(join(root, 'package.json'), join(dir, 'package.json'));
@@ -104,32 +104,46 @@ describe('package: where the loader finds the addon', () => {
       mkdirSync(dirname(join(dir, b)), { recursive: true });
       cpSync(addonPath!, join(dir, b));
     }
+    for (const [b, minutes] of Object.entries(olderMinutes)) {
+      const t = new Date(Date.now() - minutes * 60_000);
+      utimesSync(join(dir, b), t, t);
+    }
     const env: NodeJS.ProcessEnv = { ...process.env, RLHF_KERNELS_REQUIRE_NATIVE: '', RLHF_KERNELS_NO_NATIVE: '' };
     delete env.RLHF_KERNELS_ADDON;
-    const script = `import { addonPath, nativeLoadError } from './ts/native.ts';
-      console.log(JSON.stringify({ path: addonPath, error: nativeLoadError }));`;
+    const script = `const warnings = [];
+      process.on('warning', (w) => warnings.push(w.code));
+      const { addonPath, nativeLoadError } = await import('./ts/native.ts');
+      setTimeout(() => console.log(JSON.stringify({ path: addonPath, error: nativeLoadError, warnings })), 20);`;
     const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
       cwd: dir,
       env,
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
     });
-    const r = JSON.parse(out.trim().split('\n').pop()!) as { path: string | null; error: string | null };
-    return { path: r.path && relative(dir, r.path).split(sep).join('/'), error: r.error };
+    const r = JSON.parse(out.trim().split('\n').pop()!) as { path: string | null; error: string | null; warnings: string[] };
+    return { path: r.path && relative(dir, r.path).split(sep).join('/'), error: r.error, warnings: r.warnings };
   }
 
   it('the native addon is loaded in this run (the copies below are of it)', () => {
     expect(addonPath).not.toBeNull();
   });
   it.runIf(addonPath)('a shipped prebuild alone is loaded', () => {
-    expect(pick('prebuild-only', [shipped])).toEqual({ path: shipped, error: null });
+    expect(pick('prebuild-only', [shipped])).toEqual({ path: shipped, error: null, warnings: [] });
   });
   it.runIf(addonPath)('a source build in build/Release wins over the prebuild', () => {
     expect(pick('build-and-prebuild', [shipped, 'build/Release/rlhf_kernels.node']).path).toBe('build/Release/rlhf_kernels.node');
   });
   it.runIf(addonPath)("the user's CUDA build in build-cuda/Release wins over both", () => {
     const all = [shipped, 'build/Release/rlhf_kernels.node', 'build-cuda/Release/rlhf_kernels.node'];
-    expect(pick('all-three', all).path).toBe('build-cuda/Release/rlhf_kernels.node');
+    const r = pick('all-three', all);
+    expect(r.path).toBe('build-cuda/Release/rlhf_kernels.node');
+    expect(r.warnings).toEqual([]);
+  });
+  it.runIf(addonPath)('a build-cuda/ build older than build/Release/ is still loaded, with one stale-build warning', () => {
+    const cuda = 'build-cuda/Release/rlhf_kernels.node';
+    const r = pick('stale-cuda', ['build/Release/rlhf_kernels.node', cuda], { [cuda]: 90 });
+    expect(r.path).toBe(cuda);
+    expect(r.warnings).toEqual(['RLHF_KERNELS_STALE_BUILD']);
   });
   it.runIf(addonPath)("a prebuild for another platform or libc is not taken: js fallback, and the error says so", () => {
     const other = libc === 'glibc' ? 'musl' : 'glibc';
