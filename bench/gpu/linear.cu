@@ -14,6 +14,10 @@
 
 namespace {
 
+// Family of the timing rows: "linear" for the default GEMM kernels (v1), "linear (GEMM v2)" while
+// the second generation's pass runs, so that the two sets of rows stay apart in the report.
+const char* g_family = "linear";
+
 uint16_t to16(float x, int dt) {
   if (dt == RK_DT_BF16) {
     uint32_t u;
@@ -149,7 +153,7 @@ void bench_case(rkg::Reporter& r, size_t N, size_t V, size_t D, int dt, bool bac
   rk_linear_logprobs_args a{h.p, w.p, nullptr, dt, labels.p, N, V, D, 0, 1.0f, -100, logp.p, lse.p, nullptr};
   const double peak_f = pool_peak([&] { RKG_CHECK(rk_launch_linear_logprobs(a, 0)); });
   const int reps = N * V * D > ((size_t)1 << 40) ? 3 : 5;
-  r.add("linear", "linearLogprobs (fused fwd)", size, r.time([&] { rk_launch_linear_logprobs(a, 0); }, reps), in_bytes, flops);
+  r.add(g_family, "linearLogprobs (fused fwd)", size, r.time([&] { rk_launch_linear_logprobs(a, 0); }, reps), in_bytes, flops);
   printf("linear %s: fused forward scratch: pool high-water mark %.1f MB, own formula %.1f MB (the f32 logits would be %.1f MB; inputs %.1f MB)\n",
          size.c_str(), peak_f / 1e6, rk_linear_cuda_scratch_bytes(N, N, V, D, dt, 0, 0) / 1e6, N * V * 4.0 / 1e6, in_bytes / 1e6);
   if (check_rows) {
@@ -169,12 +173,12 @@ void bench_case(rkg::Reporter& r, size_t N, size_t V, size_t D, int dt, bool bac
   if (dt == RK_DT_BF16) {
     rk_linear_logprobs_args ae = a;
     ae.entropy = ent.p;
-    r.add("linear", "linearLogprobs +entropy", size, r.time([&] { rk_launch_linear_logprobs(ae, 0); }, reps), in_bytes, flops);
+    r.add(g_family, "linearLogprobs +entropy", size, r.time([&] { rk_launch_linear_logprobs(ae, 0); }, reps), in_bytes, flops);
   }
   {
     rkg::Buf<float> logits(N * V);
     const double peak_g = pool_peak([&] { RKG_CHECK(rk_launch_linear_logits(h.p, w.p, nullptr, dt, N, V, D, logits.p, 0)); });
-    r.add("linear", "GEMM alone (f32 logits out)", size, r.time([&] { rk_launch_linear_logits(h.p, w.p, nullptr, dt, N, V, D, logits.p, 0); }, reps),
+    r.add(g_family, "GEMM alone (f32 logits out)", size, r.time([&] { rk_launch_linear_logits(h.p, w.p, nullptr, dt, N, V, D, logits.p, 0); }, reps),
           in_bytes + N * V * 4.0, flops);
     printf("linear %s: GEMM alone: pool high-water mark %.1f MB, + %.1f MB of logits\n", size.c_str(), peak_g / 1e6, N * V * 4.0 / 1e6);
   }
@@ -184,7 +188,7 @@ void bench_case(rkg::Reporter& r, size_t N, size_t V, size_t D, int dt, bool bac
   const double peak_b = pool_peak([&] { RKG_CHECK(rk_launch_linear_logprobs_backward(b, 0)); });
   // recompute + dZ·W + dZᵀ·h; bf16 runs the last two over the hi and lo planes (2× their flops)
   const double bflops = flops * (dt == RK_DT_BF16 ? 5 : 3);
-  r.add("linear", "linearLogprobsBackward (lse)", size, r.time([&] { rk_launch_linear_logprobs_backward(b, 0); }, 2),
+  r.add(g_family, "linearLogprobsBackward (lse)", size, r.time([&] { rk_launch_linear_logprobs_backward(b, 0); }, 2),
         in_bytes + (N + V) * D * 4.0, bflops);
   printf("linear %s: backward scratch: pool high-water mark %.1f MB, own formula %.1f MB; %.0f TFLOP per call\n", size.c_str(),
          peak_b / 1e6, rk_linear_cuda_scratch_bytes(N, N, V, D, dt, 0, 1) / 1e6, bflops / 1e12);
@@ -193,29 +197,27 @@ void bench_case(rkg::Reporter& r, size_t N, size_t V, size_t D, int dt, bool bac
 }  // namespace
 
 void gpu_bench_linear(rkg::Reporter& r) {
-  rkg::Rand g(41);
   struct C { size_t N, V, D; int dt; bool bias; size_t chunk; float tau; bool none; };
-  for (C c : {C{1, 7, 7, RK_DT_F32, false, 0, 1.0f, false}, C{1, 1, 1, RK_DT_BF16, true, 0, 1.0f, false},
-              C{4, 50, 8, RK_DT_BF16, true, 0, 1.0f, true}, C{9, 300, 40, RK_DT_BF16, true, 128, 0.8f, false},
-              C{9, 300, 33, RK_DT_F16, false, 128, 1.0f, false}, C{37, 1000, 64, RK_DT_F32, true, 256, 0.7f, false},
-              C{150, 130, 64, RK_DT_BF16, true, 0, 1.0f, false}, C{300, 5003, 128, RK_DT_BF16, true, 1024, 1.0f, false},
-              C{300, 5003, 128, RK_DT_F16, false, 0, 1.0f, false}, C{64, 32000, 256, RK_DT_BF16, true, 0, 1.0f, false},
-              C{200, 777, 7, RK_DT_F32, false, 0, 1.3f, false}})
-    check_case(r, g, c.N, c.V, c.D, c.dt, c.bias, c.chunk, c.tau, c.none);
-  for (int type = 0; type < RK_PREF_NTYPES; ++type) check_preference(r, g, type, type % 2 ? RK_DT_F32 : RK_DT_BF16);
-  bench_case(r, 16384, 128256, 4096, RK_DT_BF16, true, true);
-  if (!r.quick) bench_case(r, 4096, 32000, 4096, RK_DT_F32, false, false);
-  // The second-generation GEMM kernels (opt-in, RK_LINEAR_GEMM=v2): the same checks and the same
-  // big cases again with them, so one run decides whether v2 may become the default.
-  const int was = rk_linear_gemm_select(2);
-  std::printf("linear: GEMM v2 (second generation) rows follow\n");
-  rkg::Rand g2(42);
-  for (C c : {C{9, 300, 40, RK_DT_BF16, true, 128, 0.8f, false}, C{300, 5003, 128, RK_DT_F16, false, 0, 1.0f, false},
-              C{64, 32000, 256, RK_DT_BF16, true, 0, 1.0f, false}, C{200, 777, 7, RK_DT_F32, false, 0, 1.3f, false},
-              C{37, 1000, 64, RK_DT_F32, true, 256, 0.7f, false}})
-    check_case(r, g2, c.N, c.V, c.D, c.dt, c.bias, c.chunk, c.tau, c.none);
-  check_preference(r, g2, 0, RK_DT_BF16);
-  bench_case(r, 16384, 128256, 4096, RK_DT_BF16, true, true);
-  if (!r.quick) bench_case(r, 4096, 32000, 4096, RK_DT_F32, false, false);
+  static const C cases[] = {
+      C{1, 7, 7, RK_DT_F32, false, 0, 1.0f, false},         C{1, 1, 1, RK_DT_BF16, true, 0, 1.0f, false},
+      C{4, 50, 8, RK_DT_BF16, true, 0, 1.0f, true},         C{9, 300, 40, RK_DT_BF16, true, 128, 0.8f, false},
+      C{9, 300, 33, RK_DT_F16, false, 128, 1.0f, false},    C{37, 1000, 64, RK_DT_F32, true, 256, 0.7f, false},
+      C{150, 130, 64, RK_DT_BF16, true, 0, 1.0f, false},    C{300, 5003, 128, RK_DT_BF16, true, 1024, 1.0f, false},
+      C{300, 5003, 128, RK_DT_F16, false, 0, 1.0f, false},  C{64, 32000, 256, RK_DT_BF16, true, 0, 1.0f, false},
+      C{200, 777, 7, RK_DT_F32, false, 0, 1.3f, false}};
+  // Both GEMM generations, the same checks and timings: the default (v1), then the opt-in second
+  // generation (v2, RK_LINEAR_GEMM=v2), so one GPU run decides whether v2 may become the default.
+  const int was = rk_linear_gemm_select(1);
+  for (int gen : {1, 2}) {
+    rk_linear_gemm_select(gen);
+    g_family = gen == 1 ? "linear" : "linear (GEMM v2)";
+    if (gen == 2) std::printf("linear: GEMM v2 (second generation) checks and rows follow\n");
+    rkg::Rand g(40 + gen);
+    for (const C& c : cases) check_case(r, g, c.N, c.V, c.D, c.dt, c.bias, c.chunk, c.tau, c.none);
+    for (int type = 0; type < RK_PREF_NTYPES; ++type) check_preference(r, g, type, type % 2 ? RK_DT_F32 : RK_DT_BF16);
+    bench_case(r, 16384, 128256, 4096, RK_DT_BF16, true, true);
+    if (!r.quick) bench_case(r, 4096, 32000, 4096, RK_DT_F32, false, false);
+  }
   rk_linear_gemm_select(was);
+  g_family = "linear";
 }

@@ -170,7 +170,7 @@ Napi::Value LinearScratchBytes(const Napi::CallbackInfo& info) {
 
 // fmaPeakCpuTime(threads, width, seconds): FLOP/s per thread CPU-second of register-only FMA chains
 // (the GEMM's yardstick; the bench's roof, module.cc's fmaPeak, is wall-clock at the pool's threads).
-Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
+Napi::Value FmaPeakCpuTime(const Napi::CallbackInfo& info) {
   Args in(info);
   size_t t = in.size("threads");
   size_t w = in.size("width");
@@ -189,7 +189,7 @@ void register_linear(Napi::Env env, Napi::Object exports) {
   reg(env, exports, "linearPreferenceLoss", LinearPreferenceLoss);
   exports.Set("linearLogits", Napi::Function::New(env, LinearLogits, "linearLogits"));
   exports.Set("linearScratchBytes", Napi::Function::New(env, LinearScratchBytes, "linearScratchBytes"));
-  exports.Set("fmaPeakCpuTime", Napi::Function::New(env, FmaPeak, "fmaPeakCpuTime"));
+  exports.Set("fmaPeakCpuTime", Napi::Function::New(env, FmaPeakCpuTime, "fmaPeakCpuTime"));
 }
 
 }  // namespace rk_addon

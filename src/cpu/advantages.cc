@@ -468,7 +468,7 @@ RK_LOOP inline void group_block(const float* __restrict s, float* __restrict out
                                 double invK, double invK1, float eps) {
   const size_t K = KC ? (size_t)KC : Kr;
   alignas(64) float x[kSmallGroup][kGroupLanes];
-  alignas(64) double sum[kGroupLanes], q[kGroupLanes];
+  alignas(64) double sum[kGroupLanes], mean[kGroupLanes], q[kGroupLanes];
   alignas(64) float meanf[kGroupLanes], rinv[kGroupLanes];
   for (size_t g = 0; g < gb; ++g)
     for (size_t k = 0; k < K; ++k) x[k][g] = s[g * K + k];
@@ -481,12 +481,15 @@ RK_LOOP inline void group_block(const float* __restrict s, float* __restrict out
     for (size_t k = 0; k < K; ++k)
       for (size_t g = 0; g < kGroupLanes; ++g) x[k][g] = (float)((double)x[k][g] - (sum[g] - (double)x[k][g]) * invK1);
   } else {
-    for (size_t g = 0; g < kGroupLanes; ++g) meanf[g] = (float)(sum[g] * invK);
+    for (size_t g = 0; g < kGroupLanes; ++g) {
+      mean[g] = sum[g] * invK;
+      meanf[g] = (float)mean[g];
+    }
     if (method == RK_GROUP_GRPO) {
       for (size_t g = 0; g < kGroupLanes; ++g) q[g] = 0.0;
       for (size_t k = 0; k < K; ++k)
         for (size_t g = 0; g < kGroupLanes; ++g) {
-          const double d = (double)x[k][g] - sum[g] * invK;
+          const double d = (double)x[k][g] - mean[g];
           q[g] += d * d;
         }
       for (size_t g = 0; g < kGroupLanes; ++g) rinv[g] = 1.0f / (std::sqrt((float)(q[g] * invK1)) + eps);
